@@ -1,0 +1,49 @@
+# Every target creates and uses the project's own virtual environment in .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DIFFDYN := $(VENV)/bin/diffdyn
+
+.PHONY: run test test-slow bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
+
+## run: the main job on its built-in default (until `diffdyn compare` exists: simulate Lorenz-63)
+run: $(VENV)/.installed
+	$(DIFFDYN) simulate lorenz63 --steps 5000 --force -o runs/quickstart/lorenz63.csv --plot runs/quickstart/lorenz63.png
+	@echo "Report: runs/quickstart/lorenz63.png (trajectory in runs/quickstart/lorenz63.csv)"
+
+## test: the default test suite (under 10 minutes on 2 cores)
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest
+
+## test-slow: only the tests marked slow
+test-slow: $(VENV)/.installed-dev
+	$(PY) -m pytest -m slow
+
+## bench: diffdyn against its peers, side by side; writes bench/results/*.json
+bench: $(VENV)/.installed-bench
+	$(PY) bench/run_all.py
+
+## lint: ruff (lint + format check) and pyright
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/pyright
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+"""Time-series data: `Series`, readers and writers, splits, scalers and windows."""
+
+from .series import Series as Series

@@ -1,0 +1,28 @@
+"""Dynamical systems: the catalogue, the abstract kinds to write your own, and `simulate`."""
+
+from .base import AbstractSystem as AbstractSystem, param as param
+from .delay import AbstractDelayFlow as AbstractDelayFlow
+from .double_pendulum import DoublePendulum as DoublePendulum
+from .duffing import Duffing as Duffing
+from .flow import AbstractFlow as AbstractFlow, rk4_step as rk4_step
+from .henon import Henon as Henon
+from .ikeda import Ikeda as Ikeda
+from .kuramoto_sivashinsky import KuramotoSivashinsky as KuramotoSivashinsky
+from .logistic import Logistic as Logistic
+from .lorenz63 import Lorenz63 as Lorenz63
+from .lorenz96 import Lorenz96 as Lorenz96
+from .lotka_volterra import LotkaVolterra as LotkaVolterra
+from .mackey_glass import MackeyGlass as MackeyGlass
+from .map import AbstractMap as AbstractMap
+from .narma import Narma10 as Narma10
+from .pde import AbstractSemilinearPDE as AbstractSemilinearPDE
+from .registry import (
+    SYSTEMS as SYSTEMS,
+    get_system as get_system,
+    parse_assignments as parse_assignments,
+    register_system as register_system,
+    system_class as system_class,
+)
+from .rossler import Rossler as Rossler
+from .simulate import simulate as simulate
+from .van_der_pol import VanDerPol as VanDerPol

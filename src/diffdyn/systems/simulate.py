@@ -1,0 +1,292 @@
+"""`simulate`: one entry point that turns any system into a `Series`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, PRNGKeyArray
+
+from ..data.series import Series
+from ..errors import DiffdynError, SimulationError, UnknownNameError, did_you_mean
+from .base import AbstractSystem
+from .flow import AbstractFlow
+
+
+def _concrete(*xs: Any) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+
+
+@eqx.filter_jit
+def _solve_flow(system: AbstractFlow, y0, t0, t_start, dt, steps, solver, rtol, atol, max_steps):
+    term = diffrax.ODETerm(lambda t, y, args: system.vector_field(t, y))
+    ts = t_start + dt * jnp.arange(steps, dtype=jnp.result_type(float))
+    sol = diffrax.diffeqsolve(
+        term,
+        solver,
+        t0=t0,
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+        throw=False,
+    )
+    return ts, sol.ys, sol.result == diffrax.RESULTS.max_steps_reached
+
+
+@eqx.filter_jit
+def _solve_discrete(system: AbstractSystem, y0, t0, dt, n_transient, steps, exog, h, n_sub):
+    stepper = system.make_stepper(h)
+    state0 = system.prepare_state(y0, h)
+    total = n_transient + steps
+    ts_all = t0 + dt * jnp.arange(total, dtype=jnp.result_type(float))
+
+    def sample(state, inputs):
+        t, u = inputs
+
+        def substep(j, s):
+            return stepper(s, t + j * h, u)
+
+        return jax.lax.fori_loop(0, n_sub, substep, state), system.observe(state)
+
+    _, ys = jax.lax.scan(sample, state0, (ts_all, exog))
+    return ts_all[n_transient:], ys[n_transient:]
+
+
+def _default_solver():
+    return diffrax.Tsit5()
+
+
+def simulate(
+    system: AbstractSystem,
+    *,
+    steps: int | None = None,
+    t1: float | None = None,
+    dt: float | None = None,
+    y0: ArrayLike | None = None,
+    t0: float = 0.0,
+    transient: float | None = None,
+    noise: float = 0.0,
+    observe: Sequence[str] | None = None,
+    key: PRNGKeyArray | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    solver: diffrax.AbstractSolver | None = None,
+    max_steps: int | None = None,
+    check_finite: bool = True,
+) -> Series:
+    """Simulate a system and return its trajectory as a `Series` on a regular time grid.
+
+    Flows are integrated by Diffrax with an adaptive solver (Tsit5 by default) to the given
+    tolerances and saved every `dt`; maps, delay systems and PDEs are stepped by `lax.scan`.
+    The result is differentiable with respect to the system's parameters and `y0`, and
+    `simulate` can be `jax.vmap`-ed over initial conditions, parameters or keys.
+
+    **Arguments:**
+
+    - `system`: any `AbstractSystem`, e.g. `get_system("lorenz63")` or your own subclass.
+    - `steps`: number of saved samples. Give `steps` or `t1`, not both; default
+      `system.default_steps`.
+    - `t1`: duration to save, in time units (`steps = floor(t1/dt) + 1`).
+    - `dt`: sampling step (default `system.dt`; maps always step by 1).
+    - `y0`: initial state of the observed variables (default `system.initial_state()`).
+    - `t0`: start time (matters for non-autonomous systems).
+    - `transient`: time discarded before saving starts (default `system.default_transient`);
+      saved times start at `t0 + transient`.
+    - `noise`: standard deviation of additive Gaussian observation noise, relative to each
+      variable's standard deviation over the saved trajectory (0.05 = 5 %). Needs `key`.
+    - `observe`: names of the variables to keep (default all).
+    - `key`: a `jax.random.key`, needed for noise and for randomly driven systems (NARMA-10).
+    - `rtol`, `atol`, `solver`, `max_steps`: Diffrax settings for flows.
+    - `check_finite`: raise `SimulationError` naming the time at which the trajectory blew up.
+
+    **Returns:** a `Series` with `metadata` holding the system name, parameters, settings, and
+    the reference Lyapunov exponent when the parameters are the defaults it was computed for.
+
+    **Example:**
+
+    ```python
+    from diffdyn.systems import get_system, simulate
+
+    series = simulate(get_system("lorenz63"), steps=1000)
+    series.values.shape  # (1000, 3)
+    ```
+    """
+    if not isinstance(system, AbstractSystem):
+        raise TypeError(f"simulate needs a diffdyn system, got {type(system).__name__}.")
+    name = system.name or type(system).__name__
+    if steps is not None and t1 is not None:
+        raise DiffdynError("give either steps or t1, not both.")
+    if system.kind == "map":
+        if dt is not None and dt != 1:
+            raise DiffdynError(f"{name} is a map: its time step is 1; leave out dt.")
+        dt = 1.0
+    dt = float(system.dt if dt is None else dt)
+    if not dt > 0 or not math.isfinite(dt):
+        raise DiffdynError(f"dt must be a positive number; got {dt}.")
+    if t1 is not None:
+        if not t1 > 0 or not math.isfinite(t1):
+            raise DiffdynError(f"t1 must be a positive duration; got {t1}.")
+        steps = int(math.floor(t1 / dt + 1e-9)) + 1
+    steps = int(system.default_steps if steps is None else steps)
+    if steps < 2:
+        raise DiffdynError(f"steps must be at least 2; got {steps}.")
+    transient = float(system.default_transient if transient is None else transient)
+    if transient < 0 or not math.isfinite(transient):
+        raise DiffdynError(f"transient must be a non-negative duration; got {transient}.")
+    if not noise >= 0 or not math.isfinite(noise):
+        raise DiffdynError(f"noise must be a non-negative fraction; got {noise}.")
+    if (noise > 0 or system.needs_key) and key is None:
+        why = "observation noise" if noise > 0 else f"{name}'s random driving input"
+        raise DiffdynError(f"{why} needs a random key: pass key=jax.random.key(seed).")
+    variables = system.variables
+    if observe is not None:
+        observe = list(observe)
+        if not observe:
+            raise DiffdynError("observe names no variable; leave it out to keep all.")
+        for v in observe:
+            if v not in variables:
+                raise UnknownNameError(
+                    f"{name} has no variable {v!r} (it has {', '.join(variables)})."
+                    f"{did_you_mean(v, variables)}"
+                )
+    y0 = system.initial_state() if y0 is None else jnp.asarray(y0, dtype=jnp.result_type(float))
+    if y0.shape != (len(variables),):
+        raise DiffdynError(
+            f"y0 for {name} must have {len(variables)} values ({', '.join(variables)}); "
+            f"got shape {tuple(y0.shape)}."
+        )
+    if key is not None:
+        exog_key, noise_key = jax.random.split(key)
+    else:
+        exog_key = noise_key = None
+
+    if isinstance(system, AbstractFlow):
+        if max_steps is None:
+            max_steps = 4096 + 256 * (steps + int(transient / dt))
+        times, states, max_steps_hit = _solve_flow(
+            system,
+            y0,
+            float(t0),
+            float(t0) + transient,
+            dt,
+            steps,
+            _default_solver() if solver is None else solver,
+            rtol,
+            atol,
+            int(max_steps),
+        )
+        values = states
+        exog = system.exogenous(exog_key, times)
+    else:
+        h = system.internal_step(dt)
+        n_sub = int(round(dt / h))
+        n_transient = int(round(transient / dt))
+        all_times = float(t0) + dt * jnp.arange(n_transient + steps, dtype=jnp.result_type(float))
+        all_exog = system.exogenous(exog_key, all_times)
+        times, values = _solve_discrete(
+            system, y0, float(t0), dt, n_transient, steps, all_exog, h, n_sub
+        )
+        exog = None if all_exog is None else all_exog[n_transient:]
+        max_steps_hit = False
+
+    if check_finite:
+        if _concrete(values):
+            _raise_if_blown_up(name, np.asarray(values), np.asarray(times), max_steps_hit)
+        else:
+            values = eqx.error_if(
+                values,
+                ~jnp.all(jnp.isfinite(values)),
+                f"the {name} trajectory blew up (non-finite values); reduce dt or change "
+                "the parameters or initial state.",
+            )
+
+    if observe is not None:
+        index = jnp.asarray([variables.index(v) for v in observe])
+        values = values[:, index]
+        variables = tuple(observe)
+    if noise > 0:
+        scale = jnp.std(values, axis=0)
+        values = values + noise * scale[None, :] * jax.random.normal(
+            noise_key, values.shape, dtype=values.dtype
+        )
+
+    metadata = _metadata(system, y0, dt, t0, transient, noise, rtol, atol)
+    return Series(
+        values,
+        times,
+        tuple(variables),
+        exog=exog,
+        exog_variables=tuple(system.exog_variables) if exog is not None else (),
+        dt=dt,
+        metadata=metadata,
+    )
+
+
+def _raise_if_blown_up(name: str, values: np.ndarray, times: np.ndarray, max_steps_hit) -> None:
+    finite = np.isfinite(values).all(axis=-1)
+    if finite.all():
+        return
+    first = int(np.argmin(finite))
+    if bool(np.asarray(max_steps_hit)):
+        raise SimulationError(
+            f"the solver for {name} reached max_steps before t = {times[first]:.6g}; pass a "
+            "larger max_steps, looser rtol/atol, or a shorter simulation."
+        )
+    last_ok = f" (last finite state at t = {times[first - 1]:.6g})" if first > 0 else ""
+    raise SimulationError(
+        f"the {name} trajectory blew up at t = {times[first]:.6g}{last_ok}; check the "
+        "parameters and initial state, or reduce dt."
+    )
+
+
+def _as_number(x: Any) -> Any:
+    a = np.asarray(x)
+    return a.item() if a.ndim == 0 else a.tolist()
+
+
+def _metadata(system, y0, dt, t0, transient, noise, rtol, atol) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "source": "simulation",
+        "system": system.name or type(system).__name__,
+        "kind": system.kind,
+        "dt": dt,
+        "t0": t0,
+        "transient": transient,
+        "noise": noise,
+    }
+    if system.kind == "flow":
+        meta.update(rtol=rtol, atol=atol)
+    params = system.parameters()
+    if _concrete(params, y0):
+        meta["parameters"] = {k: _as_number(v) for k, v in params.items()}
+        for f in system.structural_names():
+            meta["parameters"][f] = getattr(system, f)
+        meta["y0"] = _as_number(y0)
+        if _has_default_parameters(system) and system.lyapunov_exponent is not None:
+            meta["lyapunov_exponent"] = float(system.lyapunov_exponent)
+            meta["lyapunov_source"] = system.lyapunov_source
+            if system.lyapunov_time is not None:
+                meta["lyapunov_time"] = system.lyapunov_time
+    return meta
+
+
+def _has_default_parameters(system: AbstractSystem) -> bool:
+    default = type(system)()
+    for f in dataclasses.fields(system):
+        mine, theirs = getattr(system, f.name), getattr(default, f.name)
+        if isinstance(mine, Array | np.ndarray):
+            if not np.allclose(np.asarray(mine), np.asarray(theirs), rtol=1e-6, atol=0):
+                return False
+        elif mine != theirs:
+            return False
+    return True

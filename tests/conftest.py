@@ -1,0 +1,42 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+# Strict checks, as in Equinox/Diffrax's test suites: implicit rank promotion is a bug.
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def getkey():
+    """A function returning a fresh, deterministic PRNG key at each call."""
+    counter = iter(range(10**9))
+
+    def _getkey():
+        return jax.random.key(next(counter))
+
+    return _getkey
+
+
+@pytest.fixture
+def x64():
+    """Run a test in float64 (gradient checks), restoring float32 afterwards."""
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def tree_allclose(a, b, rtol=1e-5, atol=1e-8):
+    leaves_a, tree_a = jax.tree_util.tree_flatten(a)
+    leaves_b, tree_b = jax.tree_util.tree_flatten(b)
+    if tree_a != tree_b:
+        return False
+    return all(
+        np.allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+        for x, y in zip(leaves_a, leaves_b)
+    )
+
+
+__all__ = ["tree_allclose", "jnp"]
