@@ -26,6 +26,11 @@ class DoublePendulum(AbstractFlow):
     variable_names: ClassVar[tuple[str, ...]] = ("theta1", "theta2", "omega1", "omega2")
     dt: ClassVar[float] = 0.01
     default_steps: ClassVar[int] = 5_000
+    lyapunov_exponent: ClassVar[float] = 0.9216
+    lyapunov_source: ClassVar[str] = (
+        "computed by diffdyn: experiments/lyapunov_catalogue.py "
+        "(Benettin QR, float64, T = 5000, RK4 h = 0.01)"
+    )
 
     m1: Float[Array, ""] = param(1.0)
     m2: Float[Array, ""] = param(1.0)

@@ -21,6 +21,11 @@ class Duffing(AbstractFlow):
     dt: ClassVar[float] = 0.05
     default_steps: ClassVar[int] = 10_000
     default_transient: ClassVar[float] = 100.0
+    lyapunov_exponent: ClassVar[float] = 0.1097
+    lyapunov_source: ClassVar[str] = (
+        "computed by diffdyn: experiments/lyapunov_catalogue.py "
+        "(Benettin QR, float64, T = 20000, RK4 h = 0.01)"
+    )
 
     delta: Float[Array, ""] = param(0.3)
     alpha: Float[Array, ""] = param(-1.0)

@@ -18,6 +18,11 @@ class Ikeda(AbstractMap):
     variable_names: ClassVar[tuple[str, ...]] = ("x", "y")
     default_steps: ClassVar[int] = 2_000
     default_transient: ClassVar[float] = 100
+    lyapunov_exponent: ClassVar[float] = 0.5079
+    lyapunov_source: ClassVar[str] = (
+        "computed by diffdyn: experiments/lyapunov_catalogue.py "
+        "(Benettin QR, float64, 10^6 iterations)"
+    )
 
     mu: Float[Array, ""] = param(0.9)
 

@@ -24,13 +24,21 @@ class KuramotoSivashinsky(AbstractSemilinearPDE):
     max_step: ClassVar[float] = 0.05
     default_steps: ClassVar[int] = 4_000
     default_transient: ClassVar[float] = 200.0
+    lyapunov_exponent: ClassVar[float] = 0.0492
+    lyapunov_source: ClassVar[str] = (
+        "computed by diffdyn: experiments/lyapunov_catalogue.py "
+        "(Benettin QR, float64, T = 20000, ETDRK4 h = 0.05; "
+        "compare 0.048 in Cvitanović, Davidchack & Siminos 2010)"
+    )
 
     length: Float[Array, ""] = param(22.0)
     n: int = eqx.field(static=True, default=64)
 
     def __check_init__(self):
         if self.n < 8 or self.n % 2:
-            raise ValueError(f"Kuramoto–Sivashinsky needs an even n >= 8 grid points; got {self.n}.")
+            raise ValueError(
+                f"Kuramoto–Sivashinsky needs an even n >= 8 grid points; got {self.n}."
+            )
 
     def initial_state(self):
         phase = 2 * jnp.pi * jnp.arange(self.n) / self.n

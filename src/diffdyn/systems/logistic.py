@@ -1,8 +1,7 @@
 """Logistic map (May 1976, Nature 261, eq. 3)."""
 
-from typing import ClassVar
-
 import math
+from typing import ClassVar
 
 from jaxtyping import Array, Float
 

@@ -18,6 +18,11 @@ class Lorenz96(AbstractFlow):
     dt: ClassVar[float] = 0.01
     default_steps: ClassVar[int] = 10_000
     default_transient: ClassVar[float] = 20.0
+    lyapunov_exponent: ClassVar[float] = 1.7043
+    lyapunov_source: ClassVar[str] = (
+        "computed by diffdyn: experiments/lyapunov_catalogue.py "
+        "(Benettin QR, float64, T = 2000, RK4 h = 0.01)"
+    )
 
     F: Float[Array, ""] = param(8.0)
     n: int = eqx.field(static=True, default=40)

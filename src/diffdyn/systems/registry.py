@@ -100,14 +100,13 @@ def get_system(name: str, **params: float | int | str) -> AbstractSystem:
             ) from None
         if not math.isfinite(value):
             raise DiffdynError(f"parameter {key} of {cls.name} must be finite; got {raw!r}.")
-        if key in structural:
+        if key in structural and isinstance(cls.__dataclass_fields__[key].default, int):
             if value != int(value):
                 raise DiffdynError(
                     f"parameter {key} of {cls.name} sets a size and must be an integer; "
                     f"got {raw!r}."
                 )
-            field_default = cls.__dataclass_fields__[key].default
-            kwargs[key] = int(value) if isinstance(field_default, int) else value
+            kwargs[key] = int(value)
         else:
             kwargs[key] = value
     try:

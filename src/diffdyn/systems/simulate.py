@@ -272,7 +272,7 @@ def _metadata(system, y0, dt, t0, transient, noise, rtol, atol) -> dict[str, Any
         for f in system.structural_names():
             meta["parameters"][f] = getattr(system, f)
         meta["y0"] = _as_number(y0)
-        if _has_default_parameters(system) and system.lyapunov_exponent is not None:
+        if system.lyapunov_exponent is not None and _has_default_parameters(system):
             meta["lyapunov_exponent"] = float(system.lyapunov_exponent)
             meta["lyapunov_source"] = system.lyapunov_source
             if system.lyapunov_time is not None:
@@ -281,7 +281,10 @@ def _metadata(system, y0, dt, t0, transient, noise, rtol, atol) -> dict[str, Any
 
 
 def _has_default_parameters(system: AbstractSystem) -> bool:
-    default = type(system)()
+    try:
+        default = type(system)()
+    except TypeError:  # a field without a default: there are no default parameters
+        return False
     for f in dataclasses.fields(system):
         mine, theirs = getattr(system, f.name), getattr(default, f.name)
         if isinstance(mine, Array | np.ndarray):

@@ -22,6 +22,11 @@ class VanDerPol(AbstractFlow):
     default_steps: ClassVar[int] = 10_000
     default_transient: ClassVar[float] = 100.0
     max_step: ClassVar[float] = 0.005
+    lyapunov_exponent: ClassVar[float] = 0.00829
+    lyapunov_source: ClassVar[str] = (
+        "computed by diffdyn: experiments/lyapunov_catalogue.py "
+        "(Benettin QR, float64, T = 20000, RK4 h = 0.005)"
+    )
 
     mu: Float[Array, ""] = param(8.53)
     amplitude: Float[Array, ""] = param(1.2)
