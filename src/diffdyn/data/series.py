@@ -198,4 +198,6 @@ class Series(eqx.Module):
         where = self.metadata.get("system") or self.metadata.get("source") or "data"
         exog = f", exog {', '.join(self.exog_variables)}" if self.exog is not None else ""
         dt = f", dt={self.dt:g}" if self.dt is not None else ", irregular"
-        return f"Series({where}: {shape} [{', '.join(self.variables)}]{exog}{dt})"
+        names = self.variables
+        shown = ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])}, …, {names[-1]}"
+        return f"Series({where}: {shape} [{shown}]{exog}{dt})"
