@@ -1,0 +1,271 @@
+"""Figures of a `Series`: a 3-D attractor, stacked time series, or a space–time image.
+
+Figures are built on `matplotlib.figure.Figure` with the Agg canvas, never through `pyplot`, so
+plotting leaves no global state behind (no open-figure registry, no backend switch) and works
+without a display.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .data import Series
+from .errors import DataError
+
+PlotKind = Literal["auto", "attractor", "timeseries", "spacetime"]
+PLOT_KINDS: tuple[str, ...] = ("auto", "attractor", "timeseries", "spacetime")
+
+# Above this many variables a series reads better as an image than as an attractor of its
+# first three variables (Lorenz-96's 40 sites, a PDE's grid).
+MANY_VARIABLES = 8
+
+
+def choose_plot_kind(series: Series) -> str:
+    """The figure `plot_series` draws for `series` when not told.
+
+    A space–time image for PDE output (`metadata["kind"] == "pde"`) or more than
+    `MANY_VARIABLES` variables, a 3-D attractor of the first three variables for 3 or more,
+    stacked time series for 1 or 2.
+    """
+    if series.metadata.get("kind") == "pde" or series.dim > MANY_VARIABLES:
+        return "spacetime"
+    if series.dim >= 3:
+        return "attractor"
+    return "timeseries"
+
+
+def format_parameters(parameters: dict[str, Any], sep: str = " ") -> str:
+    """`{"sigma": 10.0, "beta": 8/3}` → `"sigma=10 beta=2.667"` (4 significant digits)."""
+    parts = []
+    for name, value in parameters.items():
+        a = np.asarray(value)
+        text = f"{a.item():.4g}" if a.ndim == 0 else f"[{a.size} values]"
+        parts.append(f"{name}={text}")
+    return sep.join(parts)
+
+
+def check_figure_path(path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Check that a figure can be written to `path`, before any work is done.
+
+    **Raises** `DataError` when the format (the suffix) is not one Matplotlib writes, the
+    folder does not exist, or the file exists and `force` is false.
+    """
+    path = Path(path)
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in supported:
+        raise DataError(
+            f"cannot write a figure to {str(path)!r}: give a file name ending in one of "
+            f"{', '.join('.' + s for s in sorted(supported))} (e.g. plot.png)."
+        )
+    if not path.parent.is_dir():
+        raise DataError(f"folder {str(path.parent)!r} does not exist; create it first.")
+    if path.exists() and not force:
+        raise DataError(f"{str(path)!r} already exists; pass force=True (--force) to replace it.")
+    return path
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write `figure` to `path` atomically (format from the suffix); returns the path.
+
+    The figure is written to a temporary file in the same folder and moved into place, so a
+    reader never sees a half-written file and a failure leaves no file behind.
+    """
+    path = check_figure_path(path, force=force)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            figure.savefig(file, format=path.suffix.lower().lstrip("."), dpi=150)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        raise DataError(f"could not write {path}: {error.strerror or error}.") from error
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def plot_series(
+    series: Series,
+    path: str | os.PathLike | None = None,
+    *,
+    kind: PlotKind = "auto",
+    title: str | None = None,
+    force: bool = False,
+) -> Figure:
+    """Draw a series the way its shape suggests, and save it when given a path.
+
+    **Arguments:**
+
+    - `series`: an unbatched `Series` (values `[time, dim]`).
+    - `path`: where to save the figure (format from the suffix: `.png`, `.pdf`, `.svg` ...);
+      `None` only returns it.
+    - `kind`: `"attractor"` (3-D, first three variables), `"timeseries"` (one panel per
+      variable, then the exogenous inputs), `"spacetime"` (time × variable index image), or
+      `"auto"` to let `choose_plot_kind` decide.
+    - `title`: default: the system name and its parameters from `series.metadata`.
+    - `force`: replace an existing file at `path`.
+
+    **Returns:** the `matplotlib.figure.Figure` (no `pyplot` state is touched).
+
+    **Example:**
+
+    ```python
+    from diffdyn.plot import plot_series
+    from diffdyn.systems import get_system, simulate
+
+    plot_series(simulate(get_system("lorenz63"), steps=2000), "lorenz63.png")
+    ```
+    """
+    if kind not in PLOT_KINDS:
+        raise DataError(f"unknown plot kind {kind!r}; choose one of {', '.join(PLOT_KINDS)}.")
+    if np.ndim(series.values) != 2:
+        raise DataError(
+            f"plot_series draws one trajectory (values [time, dim]); got shape "
+            f"{tuple(np.shape(series.values))}: index the batch first, e.g. "
+            "jax.tree_util.tree_map(lambda a: a[0], series)."
+        )
+    if path is not None:
+        check_figure_path(path, force=force)
+    if kind == "auto":
+        kind = choose_plot_kind(series)  # type: ignore[assignment]
+    if kind == "attractor" and series.dim < 3:
+        raise DataError(f"an attractor plot needs 3 variables; this series has {series.dim}.")
+
+    draw = {"attractor": _attractor, "timeseries": _timeseries, "spacetime": _spacetime}[kind]
+    figure = draw(series)
+    figure.suptitle(_title(series) if title is None else title)
+    if path is not None:
+        save_figure(figure, path, force=force)
+    return figure
+
+
+# -- the three figures -----------------------------------------------------------------------
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _attractor(series: Series) -> Figure:
+    figure = _new_figure(6.5, 6.0)
+    ax = figure.add_subplot(projection="3d")
+    values = np.asarray(series.values)
+    ax.plot(values[:, 0], values[:, 1], values[:, 2], lw=0.5, color="tab:blue")
+    ax.scatter(*values[0, :3], color="tab:red", s=12, label=_time_text(series, 0))
+    ax.set_xlabel(series.variables[0])
+    ax.set_ylabel(series.variables[1])
+    ax.set_zlabel(series.variables[2])
+    ax.legend(loc="upper left", frameon=False, fontsize="small", title="start")
+    return figure
+
+
+def _timeseries(series: Series) -> Figure:
+    values = np.asarray(series.values)
+    panels = [(name, values[:, i], "tab:blue") for i, name in enumerate(series.variables)]
+    if series.exog is not None:
+        exog = np.asarray(series.exog)
+        panels += [
+            (f"{name} (input)", exog[:, i], "tab:gray")
+            for i, name in enumerate(series.exog_variables)
+        ]
+    figure = _new_figure(8.0, 1.2 + 1.6 * min(len(panels), 12))
+    axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    times = np.asarray(series.times)
+    marker = "." if series.metadata.get("kind") == "map" else None
+    for ax, (name, column, colour) in zip(axes, panels):
+        ax.plot(
+            times, column, lw=0.8, color=colour, marker=marker, ms=2, ls="-" if marker else None
+        )
+        ax.set_ylabel(name)
+    axes[-1].set_xlabel(_time_label(series))
+    _lyapunov_axis(axes[0], series)
+    return figure
+
+
+def _spacetime(series: Series) -> Figure:
+    values = np.asarray(series.values)
+    times = np.asarray(series.times)
+    figure = _new_figure(9.0, 4.5)
+    ax = figure.add_subplot()
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    if low < 0 < high:
+        # Signed fields (Kuramoto–Sivashinsky) read best on a diverging map centred on zero.
+        cmap, low, high = "RdBu_r", -max(-low, high), max(-low, high)
+    else:
+        cmap = "viridis"
+    image = ax.pcolormesh(
+        times,
+        np.arange(series.dim),
+        values.T,
+        shading="nearest",
+        rasterized=True,
+        cmap=cmap,
+        vmin=low,
+        vmax=high,
+    )
+    ax.set_xlabel(_time_label(series))
+    first, last = series.variables[0], series.variables[-1]
+    ax.set_ylabel(f"space index ({first} … {last})")
+    colourbar = figure.colorbar(image, ax=ax)
+    colourbar.set_label(_field_name(series.variables))
+    _lyapunov_axis(ax, series)
+    return figure
+
+
+# -- labels ----------------------------------------------------------------------------------
+def _title(series: Series) -> str:
+    meta = series.metadata
+    name = meta.get("system") or meta.get("source") or "series"
+    parameters = meta.get("parameters")
+    if parameters:
+        return f"{name}  ({format_parameters(parameters, sep=', ')})"
+    return str(name)
+
+
+def _time_label(series: Series) -> str:
+    meta = series.metadata
+    if meta.get("kind") == "map":
+        return "iteration n"
+    if meta.get("time_unit"):
+        return f"time [{meta['time_unit']}]"
+    if meta.get("source") == "simulation":
+        return "time t [model time units]"
+    return "time"
+
+
+def _time_text(series: Series, index: int) -> str:
+    return f"t = {float(np.asarray(series.times)[index]):.4g}"
+
+
+def _lyapunov_axis(ax, series: Series) -> None:
+    """A second time axis on top counting Lyapunov times from the series' first sample."""
+    lyapunov_time = series.lyapunov_time
+    if lyapunov_time is None or not math.isfinite(lyapunov_time):
+        return
+    start = float(np.asarray(series.times)[0])
+    top = ax.secondary_xaxis(
+        "top",
+        functions=(
+            lambda t: (t - start) / lyapunov_time,
+            lambda n: start + n * lyapunov_time,
+        ),
+    )
+    top.set_xlabel(f"Lyapunov times (1/λ₁ = {lyapunov_time:.3g})")
+
+
+def _field_name(variables: tuple[str, ...]) -> str:
+    """`("u0", "u1", ...)` → `"u"`: the name the variables share without their index."""
+    stems = {name.rstrip("0123456789") for name in variables}
+    if len(stems) == 1 and (stem := stems.pop()):
+        return stem
+    return "value"
