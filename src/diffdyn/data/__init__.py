@@ -1,3 +1,8 @@
 """Time-series data: `Series`, readers and writers, splits, scalers and windows."""
 
+from .io import read_series as read_series, write_series as write_series
+from .sampling import SamplingReport as SamplingReport, sampling_report as sampling_report
+from .scale import Scaler as Scaler
 from .series import Series as Series
+from .split import split_series as split_series
+from .window import Windows as Windows, make_windows as make_windows
