@@ -20,7 +20,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from . import __version__
-from .data.io import SUFFIXES, write_series
+from .data.io import check_series_path, write_series
 from .errors import DiffdynError
 from .plot import check_figure_path, format_parameters, plot_series
 from .systems import SYSTEMS, get_system, parse_assignments, simulate, system_class
@@ -220,19 +220,6 @@ def _detail(f: dict[str, Any]) -> Table:
 
 
 # -- diffdyn simulate ------------------------------------------------------------------------
-def _check_output(path: Path, force: bool) -> None:
-    """The checks `write_series` makes, made before the simulation rather than after it."""
-    if path.suffix.lower() not in SUFFIXES:
-        raise DiffdynError(
-            f"cannot write {path}: unknown file type {path.suffix or '(no suffix)'!r}; "
-            f"diffdyn writes {', '.join(SUFFIXES)}."
-        )
-    if not path.parent.is_dir():
-        raise DiffdynError(f"folder {str(path.parent)!r} does not exist; create it first.")
-    if path.exists() and not force:
-        raise DiffdynError(f"{str(path)!r} already exists; pass --force to replace it.")
-
-
 @app.command(
     "simulate",
     epilog="Example: diffdyn simulate lorenz63 --param rho=35 --steps 5000 --observe x,z "
@@ -279,7 +266,7 @@ def simulate_command(
     force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
 ) -> None:
     """Simulate a system from the catalogue and write its trajectory to a file."""
-    _check_output(output, force)
+    check_series_path(output, force=force)
     if plot is not None:
         check_figure_path(plot, force=force)
     variables = None if observe is None else [v.strip() for v in observe.split(",") if v.strip()]

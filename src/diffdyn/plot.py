@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from matplotlib.figure import Figure
 
 from .data import Series
 from .errors import DataError
+from .files import atomic_write, check_output_path
 
 PlotKind = Literal["auto", "attractor", "timeseries", "spacetime"]
 PLOT_KINDS: tuple[str, ...] = ("auto", "attractor", "timeseries", "spacetime")
@@ -53,45 +53,20 @@ def format_parameters(parameters: dict[str, Any], sep: str = " ") -> str:
 
 
 def check_figure_path(path: str | os.PathLike, *, force: bool = False) -> Path:
-    """Check that a figure can be written to `path`, before any work is done.
+    """Check, before any work, that a figure can be written to `path`.
 
     **Raises** `DataError` when the format (the suffix) is not one Matplotlib writes, the
     folder does not exist, or the file exists and `force` is false.
     """
-    path = Path(path)
     supported = FigureCanvasAgg.get_supported_filetypes()
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in supported:
-        raise DataError(
-            f"cannot write a figure to {str(path)!r}: give a file name ending in one of "
-            f"{', '.join('.' + s for s in sorted(supported))} (e.g. plot.png)."
-        )
-    if not path.parent.is_dir():
-        raise DataError(f"folder {str(path.parent)!r} does not exist; create it first.")
-    if path.exists() and not force:
-        raise DataError(f"{str(path)!r} already exists; pass force=True (--force) to replace it.")
-    return path
+    return check_output_path(path, force=force, suffixes=["." + s for s in sorted(supported)])
 
 
 def save_figure(figure: Figure, path: str | os.PathLike, *, force: bool = False) -> Path:
-    """Write `figure` to `path` atomically (format from the suffix); returns the path.
-
-    The figure is written to a temporary file in the same folder and moved into place, so a
-    reader never sees a half-written file and a failure leaves no file behind.
-    """
+    """Write `figure` to `path` atomically (format from the suffix); returns the path."""
     path = check_figure_path(path, force=force)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            figure.savefig(file, format=path.suffix.lower().lstrip("."), dpi=150)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        raise DataError(f"could not write {path}: {error.strerror or error}.") from error
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    fmt = path.suffix.lower().lstrip(".")
+    return atomic_write(path, lambda file: figure.savefig(file, format=fmt, dpi=150))
 
 
 def plot_series(

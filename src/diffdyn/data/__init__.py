@@ -1,6 +1,10 @@
 """Time-series data: `Series`, readers and writers, splits, scalers and windows."""
 
-from .io import read_series as read_series, write_series as write_series
+from .io import (
+    check_series_path as check_series_path,
+    read_series as read_series,
+    write_series as write_series,
+)
 from .sampling import SamplingReport as SamplingReport, sampling_report as sampling_report
 from .scale import Scaler as Scaler
 from .series import Series as Series

@@ -14,7 +14,6 @@ import dataclasses
 import gc
 import json
 import os
-import secrets
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import numpy as np
 
 from ..errors import DataError, UnknownNameError, did_you_mean
+from ..files import atomic_write, check_output_path
 from .sampling import sampling_report
 from .series import Series
 
@@ -110,6 +110,11 @@ def read_series(
     return _to_series(reader(path), time_column, variables, exog, dt)
 
 
+def check_series_path(path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Check, before any work, that `write_series` can write `path` (see `check_output_path`)."""
+    return check_output_path(path, force=force, suffixes=SUFFIXES)
+
+
 def write_series(series: Series, path: str | os.PathLike, *, force: bool = False) -> Path:
     """Write `series` to a `.csv`, `.parquet` (`.pq`) or `.npz` file, atomically.
 
@@ -137,23 +142,8 @@ def write_series(series: Series, path: str | os.PathLike, *, force: bool = False
     np.array_equal(read_series(path).values, s.values)  # True
     ```
     """
-    path = Path(path)
-    writer = _WRITERS.get(path.suffix.lower())
-    if writer is None:
-        raise DataError(
-            f"cannot write {path}: unknown file type {path.suffix or '(no suffix)'!r}; "
-            f"diffdyn writes {', '.join(SUFFIXES)}."
-        )
-    folder = path.parent
-    if not folder.is_dir():
-        raise DataError(f"folder {folder} does not exist; create it first.")
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; give a file name ending in {path.suffix}.")
-    if path.exists() and not force:
-        raise DataError(
-            f"{path} already exists; pass force=True (--force on the command line) to "
-            "overwrite it."
-        )
+    path = check_series_path(path, force=force)
+    writer = _WRITERS[path.suffix.lower()]
     series = series.numpy()
     if series.values.ndim != 2:
         raise DataError(
@@ -168,7 +158,7 @@ def write_series(series: Series, path: str | os.PathLike, *, force: bool = False
                 "variables and exogenous inputs; rename it with series.replace(variables=...)."
             )
     stored = _to_json(path, _stored(series))
-    _atomic_write(path, lambda file: writer(series, file, stored))
+    atomic_write(path, lambda file: writer(series, file, stored))
     return path
 
 
@@ -632,26 +622,6 @@ def _positive_step(path: Path, dt: float) -> float:
 
 
 # -- writing ---------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through `write` to a temporary file beside `path`, then move it onto `path`."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as error:
-        raise DataError(f"cannot write in {path.parent}: {error.strerror}.") from error
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        temporary.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise DataError(f"could not write {path}: {error.strerror or error}.") from error
-        raise
 
 
 def _stored(series: Series) -> dict[str, Any]:

@@ -183,6 +183,13 @@ class Series(eqx.Module):
 
         if self.values.ndim != 2:
             raise DataError("only an unbatched Series (values [time, dim]) becomes a table.")
+        names = ["time", *self.variables, *self.exog_variables]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise DataError(
+                f"the column name(s) {', '.join(repeated)} would repeat in a table (the time "
+                "column is called 'time'); rename them with series.replace(variables=...)."
+            )
         columns: dict[str, Any] = {"time": np.asarray(self.times)}
         values = np.asarray(self.values)
         for i, name in enumerate(self.variables):
