@@ -1,0 +1,185 @@
+"""Shared pieces of the benchmarks: timing, machine facts, and the result files.
+
+Every benchmark compares diffdyn with the peer a user would pick instead, in one process, and
+writes `bench/results/NAME.json` with `ratio = peer / diffdyn` (> 1: diffdyn is faster).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jax
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def measure(fn: Callable[[], Any], *, repeats: int, warmup: int = 1) -> dict[str, Any]:
+    """Time `fn()`: its first call, then `repeats` steady-state calls.
+
+    **Arguments:**
+
+    - `fn`: a function of no arguments; JAX results are waited for (`jax.block_until_ready`),
+      so asynchronous dispatch is not mistaken for speed.
+    - `repeats`: number of timed steady-state calls.
+    - `warmup`: calls made before the steady-state ones; the first of them is timed as
+      `first_call_s` (compile + run for a jitted function). With `warmup=0` (code that does
+      not compile, e.g. SciPy) the first call is also the first steady-state sample.
+
+    **Returns:** a dict with `first_call_s`, `steady_median_s`, `steady_min_s`, `steady_s` (all
+    samples), `repeats`, `warmup`, and `compile_s = first_call_s − steady_median_s`.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1; got {repeats}.")
+
+    def timed() -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        return time.perf_counter() - start
+
+    warm = [timed() for _ in range(warmup)]
+    steady = [timed() for _ in range(repeats)]
+    first = (warm or steady)[0]
+    median = statistics.median(steady)
+    return {
+        "first_call_s": first,
+        "steady_median_s": median,
+        "steady_min_s": min(steady),
+        "steady_s": steady,
+        "repeats": repeats,
+        "warmup": warmup,
+        "compile_s": max(first - median, 0.0),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the figures depend on: hardware, load, library versions, thread settings."""
+    thread_vars = (
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "XLA_FLAGS",
+        "JAX_ENABLE_X64",
+    )
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        # Other processes on a small machine slow both sides; the load says how busy it was.
+        "load_average_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "jax_backend": jax.default_backend(),
+        "versions": {
+            p: _version(p)
+            for p in ("diffdyn", "jax", "jaxlib", "equinox", "diffrax", "numpy", "scipy")
+        },
+        "env": {k: os.environ.get(k) for k in thread_vars},
+    }
+
+
+def comparison(
+    *,
+    compares: str,
+    diffdyn: dict[str, Any],
+    peer: dict[str, Any],
+    peer_name: str,
+    ratio_at_least: float,
+    target: str,
+    peer_multiplier: int = 1,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The standard record of one side-by-side comparison.
+
+    **Arguments:**
+
+    - `compares`: one sentence saying what is run on each side, with sizes and settings.
+    - `diffdyn`, `peer`: `measure` results of the two sides.
+    - `peer_name`: what the peer is (`"scipy.integrate.solve_ivp RK45"`).
+    - `ratio_at_least`: the target on `ratio = peer median / diffdyn median`.
+    - `target`: the target in words, as it was set.
+    - `peer_multiplier`: the peer is this many runs of its measured call (e.g. 1024 solves of
+      one initial condition against one vmapped solve of 1024).
+    - `extra`: anything else worth keeping (settings, checks, diagnostics).
+    """
+    peer_median = peer_multiplier * peer["steady_median_s"]
+    ratio = peer_median / diffdyn["steady_median_s"]
+    return {
+        "compares": compares,
+        "peer": peer_name,
+        "diffdyn_median_s": diffdyn["steady_median_s"],
+        "peer_median_s": peer_median,
+        "peer_multiplier": peer_multiplier,
+        "diffdyn_compile_s": diffdyn["compile_s"],
+        "ratio": ratio,
+        "ratio_means": "peer median / diffdyn median; > 1 means diffdyn is faster",
+        "target": {"ratio_at_least": ratio_at_least, "as_set": target},
+        "target_met": bool(ratio >= ratio_at_least),
+        "timings": {"diffdyn": diffdyn, "peer": peer},
+        **extra,
+    }
+
+
+def write_result(name: str, payload: dict[str, Any], directory: Path | None = None) -> Path:
+    """Write `directory/NAME.json` (default `bench/results`) atomically and print a summary.
+
+    The benchmark name, the machine facts and the date are added to `payload`; the file is
+    written to a temporary file first and moved into place, so a crash never leaves half a
+    result behind.
+    """
+    directory = RESULTS if directory is None else Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {
+        "benchmark": name,
+        **payload,
+        "machine": machine_facts(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    path = directory / f"{name}.json"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def print_table(title: str, records: dict[str, dict[str, Any]]) -> None:
+    """A short Rich table: one row per comparison record (as built by `comparison`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("benchmark", "diffdyn", "peer", "ratio", "target", "met", "compile"):
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for name, r in records.items():
+        table.add_row(
+            name,
+            f"{r['diffdyn_median_s']:.4g} s",
+            f"{r['peer_median_s']:.4g} s",
+            f"{r['ratio']:.3g}×",
+            f"≥ {r['target']['ratio_at_least']:.3g}×",
+            "[green]yes[/]" if r["target_met"] else "[red]no[/]",
+            f"{r['diffdyn_compile_s']:.3g} s",
+        )
+    Console().print(table)
