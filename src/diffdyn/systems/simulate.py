@@ -35,12 +35,14 @@ def _solve_flow(system: AbstractFlow, y0, t0, t_start, dt, steps, solver, rtol, 
         t1=ts[-1],
         dt0=None,
         y0=y0,
-        saveat=diffrax.SaveAt(ts=ts),
+        # The second save is where the solver stopped: on failure, the time to name.
+        saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)]),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps,
         throw=False,
     )
-    return ts, sol.ys, sol.result == diffrax.RESULTS.max_steps_reached
+    max_steps_hit = sol.result == diffrax.RESULTS.max_steps_reached
+    return ts, sol.ys[0], max_steps_hit, sol.ts[1][0]
 
 
 @eqx.filter_jit
@@ -173,7 +175,7 @@ def simulate(
     if isinstance(system, AbstractFlow):
         if max_steps is None:
             max_steps = 4096 + 256 * (steps + int(transient / dt))
-        times, states, max_steps_hit = _solve_flow(
+        times, states, max_steps_hit, t_stopped = _solve_flow(
             system,
             y0,
             float(t0),
@@ -197,11 +199,13 @@ def simulate(
             system, y0, float(t0), dt, n_transient, steps, all_exog, h, n_sub
         )
         exog = None if all_exog is None else all_exog[n_transient:]
-        max_steps_hit = False
+        max_steps_hit = t_stopped = False
 
     if check_finite:
         if _concrete(values):
-            _raise_if_blown_up(name, np.asarray(values), np.asarray(times), max_steps_hit)
+            _raise_if_blown_up(
+                name, np.asarray(values), np.asarray(times), max_steps_hit, t_stopped
+            )
         else:
             values = eqx.error_if(
                 values,
@@ -232,15 +236,20 @@ def simulate(
     )
 
 
-def _raise_if_blown_up(name: str, values: np.ndarray, times: np.ndarray, max_steps_hit) -> None:
+def _raise_if_blown_up(
+    name: str, values: np.ndarray, times: np.ndarray, max_steps_hit, t_stopped
+) -> None:
     finite = np.isfinite(values).all(axis=-1)
     if finite.all():
         return
     first = int(np.argmin(finite))
     if bool(np.asarray(max_steps_hit)):
+        # An adaptive solver approaching a blow-up shrinks its step until max_steps runs out,
+        # so the time where it stopped is where the trajectory blows up (or turns stiff).
         raise SimulationError(
-            f"the solver for {name} reached max_steps before t = {times[first]:.6g}; pass a "
-            "larger max_steps, looser rtol/atol, or a shorter simulation."
+            f"the solver for {name} could not get past t = {float(t_stopped):.6g} (max_steps "
+            "reached): the trajectory blows up there or becomes too stiff; check the "
+            "parameters and initial state, or pass a larger max_steps or looser rtol/atol."
         )
     last_ok = f" (last finite state at t = {times[first - 1]:.6g})" if first > 0 else ""
     raise SimulationError(
