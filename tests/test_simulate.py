@@ -278,7 +278,8 @@ class Scaled(AbstractFlow):
         (Lorenz63(), dict(steps=10, t1=1.0), DiffdynError, ["steps or t1"]),
         (Lorenz63(), dict(t1=0.0), DiffdynError, ["t1", "positive"]),
         (Lorenz63(), dict(y0=[1.0, 2.0]), DiffdynError, ["y0", "lorenz63", "3 values", "(2,)"]),
-        (Lorenz63(), dict(y0=[[1.0, 2.0, 3.0]]), DiffdynError, ["y0", "(1, 3)"]),
+        (Lorenz63(), dict(y0=[[[1.0, 2.0, 3.0]]]), DiffdynError, ["y0", "(1, 1, 3)"]),
+        (Lorenz63(), dict(y0=[[1.0, 2.0]]), DiffdynError, ["y0", "[batch, 3]"]),
         (Scaled(), dict(y0=[1.0]), DiffdynError, ["y0", "Scaled", "x0, x1"]),
         (Lorenz63(), dict(observe=["w"]), UnknownNameError, ["'w'", "x, y, z"]),
         (Lorenz63(), dict(observe=["X"]), UnknownNameError, ["Did you mean 'x'"]),
@@ -302,3 +303,39 @@ def test_bad_input_raises_a_helpful_error(system, kwargs, error, words):
 def test_simulate_needs_a_system():
     with pytest.raises(TypeError, match="diffdyn system"):
         simulate("lorenz63")
+
+
+# -- a batch of initial states ------------------------------------------------------------
+
+
+def test_batch_of_initial_states_matches_one_at_a_time_for_a_flow(x64):
+    system = Lorenz63()
+    y0s = jnp.asarray([[1.0, 1.0, 1.0], [-5.0, 3.0, 20.0], [8.0, 8.0, 27.0]])
+    kwargs = dict(steps=101, transient=0.0, rtol=1e-10, atol=1e-10)
+    batch = simulate(system, y0=y0s, **kwargs)
+    assert batch.values.shape == (3, 101, 3)
+    assert batch.times.shape == (101,)
+    for i, y0 in enumerate(y0s):
+        one = simulate(system, y0=y0, **kwargs)
+        # shared steps differ from each member's own steps only within the tolerance
+        np.testing.assert_allclose(batch.values[i], one.values, atol=1e-6)
+
+
+def test_batch_of_initial_states_is_exact_for_a_map_and_noise_is_per_member(getkey):
+    system = Henon()
+    y0s = jnp.asarray([[0.1, 0.1], [0.2, -0.1]])
+    batch = simulate(system, y0=y0s, steps=30, transient=0)
+    for i in range(2):
+        one = simulate(system, y0=y0s[i], steps=30, transient=0)
+        np.testing.assert_array_equal(batch.values[i], one.values)
+    noisy = simulate(system, y0=y0s, steps=300, transient=0, noise=0.1, key=getkey())
+    clean = simulate(system, y0=y0s, steps=300, transient=0)
+    residual = np.asarray(noisy.values - clean.values)
+    ratio = residual.std(axis=1) / np.asarray(clean.values).std(axis=1)
+    np.testing.assert_allclose(ratio, 0.1, rtol=0.25)
+
+
+def test_a_member_that_blows_up_is_named():
+    system = Logistic(r=4.5)
+    with pytest.raises(SimulationError, match="initial state 1 of the batch"):
+        simulate(system, y0=jnp.asarray([[0.0], [0.9]]), steps=50, transient=0)
