@@ -11,17 +11,12 @@ import math
 from typing import Any
 
 import equinox as eqx
-import jax
 import numpy as np
 from jaxtyping import Array, Float
 
 from ..errors import DataError, UnknownNameError, did_you_mean
 
 ArrayLike = Array | np.ndarray
-
-
-def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 class Series(eqx.Module):
@@ -154,7 +149,7 @@ class Series(eqx.Module):
 
     def replace(self, **changes: Any) -> Series:
         """A copy with some fields replaced (`values`, `metadata`, ...)."""
-        fields = dict(
+        fields: dict[str, Any] = dict(
             values=self.values,
             times=self.times,
             variables=self.variables,

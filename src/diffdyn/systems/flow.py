@@ -6,7 +6,7 @@ import abc
 from collections.abc import Callable
 from typing import ClassVar
 
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .base import AbstractSystem, substeps
 
@@ -32,7 +32,7 @@ class AbstractFlow(AbstractSystem):
 
     ```python
     import jax.numpy as jnp
-    from jaxtyping import Array, Float
+    from jaxtyping import Array, ArrayLike, Float
     from diffdyn.systems import AbstractFlow, param
 
     class Brusselator(AbstractFlow):
@@ -53,10 +53,12 @@ class AbstractFlow(AbstractSystem):
     max_step: ClassVar[float] = 0.01
 
     @abc.abstractmethod
-    def vector_field(self, t: Float[Array, ""], state: Float[Array, " n"]) -> Float[Array, " n"]:
+    def vector_field(
+        self, t: Float[ArrayLike, ""], state: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
         """dy/dt at time `t` and state `state`."""
 
-    def forcing(self, t: Float[Array, ""]) -> Float[Array, " m"] | None:
+    def forcing(self, t: Float[ArrayLike, ""]) -> Float[Array, " m"] | None:
         """The external forcing felt at time `t` (recorded as `exog`); `None` if autonomous."""
         return None
 

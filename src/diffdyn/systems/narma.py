@@ -59,6 +59,8 @@ class Narma10(AbstractMap):
 
     def step(self, state, exog):
         outputs, inputs = state[:ORDER], state[ORDER:]  # newest first
+        if exog is None:
+            raise ValueError("NARMA-10 steps need the driving input u_t (exog).")
         u = exog[0]
         y = outputs[0]
         y_next = self.a * y + self.b * y * jnp.sum(outputs) + self.c * inputs[-1] * u + self.d

@@ -12,6 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from ..data.series import Series
@@ -21,7 +22,7 @@ from .flow import AbstractFlow
 
 
 def _concrete(*xs: Any) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(xs))
+    return not any(isinstance(x, Tracer) for x in jax.tree_util.tree_leaves(xs))
 
 
 def _batch_norm(y):
@@ -55,6 +56,7 @@ def _solve_flow(system: AbstractFlow, y0, t0, t_start, dt, steps, solver, rtol, 
         max_steps=max_steps,
         throw=False,
     )
+    assert sol.ys is not None and sol.ts is not None
     max_steps_hit = sol.result == diffrax.RESULTS.max_steps_reached
     ys = sol.ys[0] if y0.ndim == 1 else jnp.swapaxes(sol.ys[0], 0, 1)
     return ts, ys, max_steps_hit, sol.ts[1][0]
@@ -260,6 +262,7 @@ def simulate(
         values = values[..., index]
         variables = tuple(observe)
     if noise > 0:
+        assert noise_key is not None
         scale = jnp.std(values, axis=-2, keepdims=True)
         values = values + noise * scale * jax.random.normal(
             noise_key, values.shape, dtype=values.dtype
