@@ -24,6 +24,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 
 ## run: the main job on its built-in default (until `diffdyn compare` exists: simulate Lorenz-63)
 run: $(VENV)/.installed
+	@mkdir -p runs/quickstart
 	$(DIFFDYN) simulate lorenz63 --steps 5000 --force -o runs/quickstart/lorenz63.csv --plot runs/quickstart/lorenz63.png
 	@echo "Report: runs/quickstart/lorenz63.png (trajectory in runs/quickstart/lorenz63.csv)"
 
