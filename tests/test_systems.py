@@ -18,6 +18,7 @@ from scipy.integrate import solve_ivp
 from diffdyn.errors import DiffdynError, UnknownNameError
 from diffdyn.systems import (
     SYSTEMS,
+    AbstractDelayFlow,
     AbstractFlow,
     AbstractMap,
     DoublePendulum,
@@ -403,5 +404,29 @@ def test_mackey_glass_converges_as_the_step_shrinks(x64):
         assert runs[dt].shape == (201,)
     errors = [np.abs(runs[dt] - runs[0.005]).max() for dt in (0.04, 0.02, 0.01)]
     assert errors[0] < 1e-3
-    # At least second order: RK4 with linearly interpolated delayed values.
+    # At least second order: the kink of the constant history at t = 0 (dy/dt jumps there)
+    # limits the global order, whatever the interpolation of the delayed values.
     assert errors[0] / errors[1] > 3.5 and errors[1] / errors[2] > 2.5, errors
+
+
+def test_delay_step_is_fourth_order_on_a_smooth_history(x64):
+    # y'(t) = c·y(t − τ) with c = λ·e^{λτ} has the exact solution y = e^{λt} for every t,
+    # history included: one step from a buffer filled with that history has local error
+    # O(h⁵) when the delayed values are interpolated to fourth order (O(h³) if linear).
+    lam, delay = -0.7, 1.3
+
+    class LinearDelay(AbstractDelayFlow):
+        y0 = (1.0,)
+        tau: float = eqx.field(static=True, default=delay)
+
+        def vector_field(self, t, state, delayed):
+            return lam * np.exp(lam * delay) * delayed
+
+    system = LinearDelay()
+    errors = []
+    for h in (0.1, 0.05, 0.025):
+        length = system._buffer_length(h)
+        history = jnp.exp(lam * -h * jnp.arange(length))[:, None].reshape(-1)
+        stepped = system.make_stepper(h)(history, 0.0, None)
+        errors.append(abs(float(stepped[0]) - np.exp(lam * h)))
+    assert errors[0] / errors[1] > 20 and errors[1] / errors[2] > 20, errors
