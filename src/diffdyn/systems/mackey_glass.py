@@ -20,7 +20,7 @@ class MackeyGlass(AbstractDelayFlow):
     max_step: ClassVar[float] = 0.05
     default_steps: ClassVar[int] = 5_000
     default_transient: ClassVar[float] = 500.0
-    lyapunov_exponent: ClassVar[float] = 0.00506
+    lyapunov_exponent: ClassVar[float] = 0.00499
     lyapunov_source: ClassVar[str] = (
         "computed by diffdyn: experiments/lyapunov_catalogue.py "
         "(Benettin QR, float64, T = 50000, RK4 h = 0.05 on the history buffer)"
