@@ -72,13 +72,12 @@ class AbstractDelayFlow(AbstractSystem):
             if i == 0:  # a delay shorter than 1.5 steps: no entry on the newer side
                 return (1 - w) * buffer[0] + w * buffer[1]
             # Cubic Lagrange weights for nodes at offsets −1, 0, 1, 2 from entry i.
-            weights = (
-                -w * (w - 1) * (w - 2) / 6,
-                (w + 1) * (w - 1) * (w - 2) / 2,
-                -(w + 1) * w * (w - 2) / 2,
-                (w + 1) * w * (w - 1) / 6,
+            return (
+                -w * (w - 1) * (w - 2) / 6 * buffer[i - 1]
+                + (w + 1) * (w - 1) * (w - 2) / 2 * buffer[i]
+                - (w + 1) * w * (w - 2) / 2 * buffer[i + 1]
+                + (w + 1) * w * (w - 1) / 6 * buffer[i + 2]
             )
-            return sum(c * buffer[i - 1 + j] for j, c in enumerate(weights))
 
         def step(state, t, exog):
             buffer = state.reshape(length, d)
