@@ -8,18 +8,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
 
 from diffdyn.systems import (
-    AbstractFlow,
-    AbstractMap,
     Henon,
     KuramotoSivashinsky,
     Lorenz63,
     MackeyGlass,
-    param,
     simulate,
 )
+from user_systems import Brusselator, Tent
 
 
 def assert_gradient_matches_finite_differences(loss, x, eps, rtol=1e-5):
@@ -82,25 +79,6 @@ def test_kuramoto_sivashinsky_gradient_in_length_and_initial_state(x64):
 
 
 # -- a user's own systems are differentiable too ---------------------------------------------
-class Brusselator(AbstractFlow):
-    y0 = (1.0, 1.0)
-    dt = 0.1
-    a: Float[Array, ""] = param(1.0)
-    b: Float[Array, ""] = param(3.0)
-
-    def vector_field(self, t, state):
-        x, y = state
-        return jnp.stack([self.a - (self.b + 1) * x + x**2 * y, self.b * x - x**2 * y])
-
-
-class Tent(AbstractMap):
-    y0 = (0.1234,)
-    mu: Float[Array, ""] = param(1.9)
-
-    def step(self, state, exog):
-        return self.mu * jnp.minimum(state, 1 - state)
-
-
 def test_user_flow_gradient_in_its_parameters(x64):
     def loss(theta):
         system = with_parameters(Brusselator(), ["a", "b"], theta)

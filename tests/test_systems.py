@@ -19,7 +19,6 @@ from diffdyn.errors import DiffdynError, UnknownNameError
 from diffdyn.systems import (
     SYSTEMS,
     AbstractDelayFlow,
-    AbstractFlow,
     AbstractMap,
     DoublePendulum,
     KuramotoSivashinsky,
@@ -28,12 +27,12 @@ from diffdyn.systems import (
     LotkaVolterra,
     MackeyGlass,
     get_system,
-    param,
     parse_assignments,
     register_system,
     simulate,
     system_class,
 )
+from user_systems import Brusselator, Tent
 
 
 def assert_sentence(message: str, *words: str) -> None:
@@ -134,25 +133,6 @@ def test_parse_assignments_rejects_malformed_items():
 
 
 # -- a user's own systems --------------------------------------------------------------------
-class Brusselator(AbstractFlow):
-    y0 = (1.0, 1.0)
-    dt = 0.05
-    a: Float[Array, ""] = param(1.0)
-    b: Float[Array, ""] = param(3.0)
-
-    def vector_field(self, t, state):
-        x, y = state
-        return jnp.stack([self.a - (self.b + 1) * x + x**2 * y, self.b * x - x**2 * y])
-
-
-class Tent(AbstractMap):
-    y0 = (0.1234,)
-    mu: Float[Array, ""] = param(1.9)
-
-    def step(self, state, exog):
-        return self.mu * jnp.minimum(state, 1 - state)
-
-
 class Growth(AbstractMap):
     """A parameter without a default value: `Growth()` cannot be built."""
 
