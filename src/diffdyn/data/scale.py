@@ -11,9 +11,7 @@ from jax.core import Tracer
 from jaxtyping import Array, Float
 
 from ..errors import DataError
-from .series import Series
-
-ArrayLike = Array | np.ndarray
+from .series import ArrayLike, Series
 
 
 class Scaler(eqx.Module):

@@ -6,12 +6,10 @@ import numbers
 
 import equinox as eqx
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Float, Int
 
 from ..errors import DataError
-from .series import Series
-
-ArrayLike = Array | np.ndarray
+from .series import ArrayLike, Series
 
 
 class Windows(eqx.Module):
