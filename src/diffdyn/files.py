@@ -57,7 +57,7 @@ def check_output_path(
     return path
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Write through `write(file)` to a temporary file beside `path`, then move it onto `path`.
 
     On any failure the temporary file is removed and an existing `path` is left untouched.

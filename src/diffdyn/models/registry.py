@@ -1,0 +1,114 @@
+"""The model registry: name → class, default hyperparameters, one-line description."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+
+from ..errors import DiffdynError, UnknownNameError, did_you_mean
+from .base import AbstractForecaster
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry.
+
+    - `name`: what users type (`--model lstm`).
+    - `cls`: the forecaster class; built as `cls(dim, exog_dim, key=key, **hyperparameters)`.
+    - `defaults`: default hyperparameters (every accepted hyperparameter has one).
+    - `description`: one line for `diffdyn models`.
+    - `training`: default training options for gradient models (strategy, epochs, ...).
+    """
+
+    name: str
+    cls: type[AbstractForecaster]
+    defaults: dict[str, Any]
+    description: str
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add a model to the registry (later issues' models join the same way)."""
+    MODELS[spec.name] = spec
+    return spec
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry entry for `name`."""
+    _load_builtin()
+    if name not in MODELS:
+        raise UnknownNameError(
+            f"unknown model {name!r}.{did_you_mean(name, list(MODELS))} "
+            "Run `diffdyn models` to list them."
+        )
+    return MODELS[name]
+
+
+def resolve_hyperparameters(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Defaults updated with `overrides`, converted to the defaults' types.
+
+    Values may be text as typed on the command line (`hidden=64`, `cell=gru`).
+    """
+    spec = model_spec(name)
+    out = dict(spec.defaults)
+    for key, raw in overrides.items():
+        if key not in spec.defaults:
+            allowed = ", ".join(spec.defaults) or "none"
+            raise UnknownNameError(
+                f"model {name} has no hyperparameter {key!r} (it has {allowed})."
+                f"{did_you_mean(key, list(spec.defaults))}"
+            )
+        out[key] = _convert(name, key, raw, spec.defaults[key])
+    return out
+
+
+def _convert(model: str, key: str, raw: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, str):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                return raw.lower() in ("true", "1", "yes")
+            return bool(raw)
+        if isinstance(default, int):
+            value = float(raw)
+            if value != int(value):
+                raise ValueError(raw)
+            return int(value)
+        if isinstance(default, float):
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        kind = type(default).__name__
+        raise DiffdynError(
+            f"hyperparameter {key} of model {model} must be a {kind}; got {raw!r}."
+        ) from None
+
+
+def build_model(
+    name: str, dim: int, exog_dim: int = 0, *, key: jax.Array, **hyperparameters: Any
+) -> AbstractForecaster:
+    """Build a registered model for data with `dim` variables and `exog_dim` inputs.
+
+    **Example:**
+
+    ```python
+    import jax
+    from diffdyn.models import build_model
+
+    model = build_model("persistence", dim=3, key=jax.random.key(0))
+    ```
+    """
+    spec = model_spec(name)
+    params = resolve_hyperparameters(name, hyperparameters)
+    return spec.cls(dim, exog_dim, key=key, **params)  # pyright: ignore[reportCallIssue]
+
+
+def _load_builtin() -> None:
+    # Importing the model modules registers them.
+    from . import catalogue  # noqa: F401

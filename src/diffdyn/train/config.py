@@ -1,0 +1,97 @@
+"""`TrainConfig`: every option of gradient training, with defaults a model can override."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import DiffdynError, UnknownNameError, did_you_mean
+
+STRATEGIES = ("teacher", "free", "curriculum")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Options of `fit`.
+
+    - `context`: input window length (samples).
+    - `horizon`: forecast length the loss looks at (free-running and curriculum strategies).
+    - `strategy`: `"teacher"` (one-step-ahead loss: the model sees true data, predicts the
+      next step), `"free"` (the loss covers a closed-loop rollout of `horizon` steps,
+      backpropagated through), `"curriculum"` (the rollout grows from 1 to `horizon` steps over
+      the first half of training, then stays).
+    - `epochs`, `batch_size`, `learning_rate`, `clip` (global gradient norm),
+      `weight_decay` (AdamW when > 0), `schedule` (`"constant"` or `"cosine"`).
+    - `validation`: fraction of the training windows' time span held out (the end) for early
+      stopping; `patience`: epochs without improvement before stopping (0 = never).
+    - `stride`: step between consecutive training windows.
+    - `max_failures`: non-finite steps tolerated (each halves the learning rate) before
+      training stops with an error.
+    """
+
+    context: int = 32
+    horizon: int = 10
+    strategy: str = "curriculum"
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    clip: float = 1.0
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    validation: float = 0.15
+    patience: int = 10
+    stride: int = 1
+    max_failures: int = 5
+
+    def __post_init__(self):
+        for name in ("context", "horizon", "epochs", "batch_size", "stride", "max_failures"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "max_failures" else 1):
+                raise DiffdynError(f"{name} must be a positive whole number; got {value!r}.")
+        if self.strategy not in STRATEGIES:
+            raise DiffdynError(
+                f"unknown training strategy {self.strategy!r}; choose one of "
+                f"{', '.join(STRATEGIES)}.{did_you_mean(self.strategy, STRATEGIES)}"
+            )
+        if self.schedule not in ("constant", "cosine"):
+            raise DiffdynError(f"schedule must be 'constant' or 'cosine'; got {self.schedule!r}.")
+        if not self.learning_rate > 0:
+            raise DiffdynError(f"learning_rate must be positive; got {self.learning_rate}.")
+        if not 0 <= self.validation < 0.9:
+            raise DiffdynError(
+                f"validation must be a fraction in [0, 0.9); got {self.validation}."
+            )
+
+    @classmethod
+    def from_options(cls, base: dict[str, Any] | None = None, **options: Any) -> TrainConfig:
+        """Build from a model's default training options updated with `options` (may be text)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for source in (base or {}), options:
+            for key, raw in source.items():
+                if raw is None:
+                    continue
+                if key not in fields:
+                    raise UnknownNameError(
+                        f"no training option {key!r} (options: {', '.join(fields)})."
+                        f"{did_you_mean(key, list(fields))}"
+                    )
+                default = fields[key].default
+                try:
+                    if isinstance(default, int) and not isinstance(default, bool):
+                        value = float(raw)
+                        if value != int(value):
+                            raise ValueError
+                        values[key] = int(value)
+                    elif isinstance(default, float):
+                        values[key] = float(raw)
+                    else:
+                        values[key] = str(raw)
+                except (TypeError, ValueError):
+                    raise DiffdynError(
+                        f"training option {key} must be a {type(default).__name__}; got {raw!r}."
+                    ) from None
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,203 @@
+"""The training engine, checkpoints and the train/evaluate/forecast pipeline, on a tiny model."""
+
+import dataclasses
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffdyn.errors import DiffdynError
+from diffdyn.models import AbstractForecaster, ModelSpec, register_model
+from diffdyn.systems import get_system, simulate
+from diffdyn.train import (
+    CheckpointError,
+    TrainConfig,
+    TrainingError,
+    evaluate_model,
+    fit,
+    forecast_model,
+    load_data,
+    load_model,
+    train_model,
+)
+
+
+class LinearStep(AbstractForecaster):
+    """y_{t+1} = y_t + A y_t + b: small enough to train in a blink, rich enough to learn."""
+
+    name: ClassVar[str] = "test-linear"
+    a: jax.Array
+    b: jax.Array
+    blow_up: bool = eqx.field(static=True, default=False)
+
+    def __init__(self, dim, exog_dim=0, *, key, blow_up=False):
+        self.a = 0.01 * jax.random.normal(key, (dim, dim))
+        self.b = jnp.zeros(dim)
+        self.blow_up = blow_up
+
+    def __call__(self, context, exog=None, *, horizon, key=None):
+        def step(y, _):
+            y_next = y + self.a @ y + self.b
+            if self.blow_up:
+                y_next = y_next * jnp.inf * jnp.sum(self.a)
+            return y_next, y_next
+
+        _, out = jax.lax.scan(step, context[-1], None, length=horizon)
+        return out, {}
+
+
+register_model(
+    ModelSpec(
+        "test-linear",
+        LinearStep,
+        {"blow_up": False},
+        "a linear one-step model for the tests",
+        training={"context": 4, "horizon": 5, "epochs": 6, "batch_size": 32, "patience": 0},
+    )
+)
+
+
+def rotation_series(n=400):
+    theta = 0.1
+    t = np.arange(n)
+    values = np.stack([np.cos(theta * t), np.sin(theta * t)], axis=1)
+    return values
+
+
+@pytest.mark.parametrize("strategy", ["teacher", "free", "curriculum"])
+def test_fit_learns_a_rotation(strategy, getkey):
+    values = jnp.asarray(rotation_series())
+    model = LinearStep(2, key=getkey())
+    config = TrainConfig(context=4, horizon=5, strategy=strategy, epochs=30, learning_rate=1e-2)
+    state = fit(model, values, None, config, key=getkey(), progress=False)
+    first, last = state.history[0]["val_loss"], state.best_val
+    assert last < first / 10
+    assert len(state.history) == 30 and state.finished
+
+
+def test_resumed_training_matches_uninterrupted(getkey):
+    values = jnp.asarray(rotation_series())
+    config = TrainConfig(context=4, horizon=5, epochs=6, learning_rate=1e-2, patience=0)
+    key, init = getkey(), getkey()
+    full = fit(LinearStep(2, key=init), values, None, config, key=key, progress=False)
+    saved = []
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_after_three(state):
+        saved.append(dataclasses.replace(state, history=list(state.history)))
+        if state.epoch == 3:
+            raise Interrupted  # as Ctrl-C would, after the epoch's checkpoint was written
+
+    with pytest.raises(Interrupted):
+        fit(
+            LinearStep(2, key=init),
+            values,
+            None,
+            config,
+            key=key,
+            progress=False,
+            on_epoch_end=interrupt_after_three,
+        )
+    state = saved[-1]
+    assert state.epoch == 3
+    resumed = fit(
+        LinearStep(2, key=init), values, None, config, key=key, state=state, progress=False
+    )
+    np.testing.assert_array_equal(resumed.best_model.a, full.best_model.a)
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
+
+
+def test_nan_guard_stops_with_a_clear_error(getkey):
+    values = jnp.asarray(rotation_series())
+    model = LinearStep(2, key=getkey(), blow_up=True)
+    config = TrainConfig(context=4, horizon=5, epochs=3, max_failures=3)
+    with pytest.raises(TrainingError, match="diverged"):
+        fit(model, values, None, config, key=getkey(), progress=False)
+
+
+def test_budget_stops_training(getkey):
+    values = jnp.asarray(rotation_series())
+    config = TrainConfig(context=4, horizon=5, epochs=1000, patience=0)
+    state = fit(
+        LinearStep(2, key=getkey()), values, None, config, key=getkey(), budget=0.5, progress=False
+    )
+    assert "budget" in state.stop_reason and state.epoch < 1000
+
+
+def test_pipeline_train_evaluate_forecast_and_resume(tmp_path):
+    series, source = load_data(system="henon", steps=600)
+    folder = tmp_path / "m"
+    result = train_model(series, source, "test-linear", folder, progress=False)
+    assert (folder / "model.json").exists() and not (folder / "resume").exists()
+    model, sidecar = load_model(folder)
+    assert sidecar["variables"] == ["x", "y"] and sidecar["model"] == "test-linear"
+    assert result.sidecar["parameters"] == 6
+    fresh, fresh_source = load_data(system="henon", steps=400, fresh=True)
+    assert not np.allclose(fresh.values[:10], series.values[:10])
+    scores = evaluate_model(folder, fresh, fresh_source, threshold=0.5)
+    assert scores["start_points"] >= 20 and scores["vpt"]["unit"] == "Lyapunov times"
+    assert set(scores) >= {"nrmse", "smape", "vpt"}
+    forecast, truth = forecast_model(folder, fresh, 7)
+    assert forecast.values.shape == (7, 2) and truth is None
+    assert forecast.times[0] == pytest.approx(float(fresh.times[-1]) + 1)
+    # An existing folder is refused unless forced.
+    with pytest.raises(DiffdynError, match="--force"):
+        train_model(series, source, "test-linear", folder, progress=False)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train_model(series, source, "test-linear", folder, resume=True, progress=False)
+
+
+def test_checkpoint_problems_are_clear(tmp_path):
+    series, source = load_data(system="henon", steps=300)
+    folder = tmp_path / "m"
+    train_model(series, source, "test-linear", folder, progress=False)
+    data = (folder / "model.eqx").read_bytes()
+    (folder / "model.eqx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_model(folder)
+    text = (folder / "model.json").read_text().replace('"format": 1', '"format": 99')
+    (folder / "model.json").write_text(text)
+    with pytest.raises(CheckpointError, match="format"):
+        load_model(folder)
+    with pytest.raises(CheckpointError, match="no model folder"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_schema_mismatch_names_the_variables(tmp_path):
+    series, source = load_data(system="henon", steps=300)
+    train_model(series, source, "test-linear", tmp_path / "m", progress=False)
+    other = simulate(get_system("logistic"), steps=300)
+    with pytest.raises(DiffdynError, match="lack variable"):
+        evaluate_model(tmp_path / "m", other, {"kind": "system"})
+
+
+def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch):
+    from diffdyn.train import checkpoint
+
+    series, source = load_data(system="henon", steps=400)
+    train_model(series, source, "test-linear", tmp_path / "full", progress=False)
+
+    original = checkpoint.save_train_state
+
+    def save_then_die(folder, state, sidecar):
+        original(folder, state, sidecar)
+        if state.epoch == 3:
+            raise KeyboardInterrupt  # killed right after the epoch-3 checkpoint
+
+    monkeypatch.setattr(checkpoint, "save_train_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(series, source, "test-linear", tmp_path / "cut", progress=False)
+    assert not (tmp_path / "cut" / "model.json").exists()
+    with pytest.raises(CheckpointError, match="--resume"):
+        load_model(tmp_path / "cut")
+    monkeypatch.setattr(checkpoint, "save_train_state", original)
+    train_model(series, source, "test-linear", tmp_path / "cut", resume=True, progress=False)
+    full, _ = load_model(tmp_path / "full")
+    resumed, sidecar = load_model(tmp_path / "cut")
+    np.testing.assert_array_equal(full.a, resumed.a)
+    assert len(sidecar["history"]) == 6
