@@ -1,0 +1,12 @@
+"""Forecasting models: the contract, the registry and the model families."""
+
+from .base import AbstractForecaster as AbstractForecaster
+from .persistence import Persistence as Persistence
+from .registry import (
+    MODELS as MODELS,
+    ModelSpec as ModelSpec,
+    build_model as build_model,
+    model_spec as model_spec,
+    register_model as register_model,
+    resolve_hyperparameters as resolve_hyperparameters,
+)
