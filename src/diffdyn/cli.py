@@ -7,6 +7,8 @@ stderr, `error: ...`, and exit status 2 — never a traceback.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -22,9 +24,14 @@ from typer.core import TyperGroup
 from . import __version__
 from .data.io import check_series_path, write_series
 from .errors import DiffdynError
-from .plot import check_figure_path, format_parameters, plot_series
+from .files import check_output_path
+from .plot import check_figure_path, format_parameters, plot_forecast, plot_series
 from .systems import SYSTEMS, get_system, parse_assignments, simulate, system_class
 from .systems.base import AbstractSystem
+from .train import evaluate_model, forecast_model, load_data, train_model
+from .train.checkpoint import read_sidecar, write_json
+from .train.config import TrainConfig
+from .train.pipeline import check_train_request, load_forecast_data
 
 try:  # Typer >= 0.26 vendors Click
     from typer._click.exceptions import ClickException, UsageError
@@ -308,3 +315,464 @@ def _summary(series, written: Path, plot: Path | None) -> str:
     if plot is not None:
         text += f", plot {plot}"
     return text
+
+
+# -- options shared by train, evaluate and forecast ------------------------------------------
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="A series file: .csv, .parquet or .npz.")
+]
+SystemOption = Annotated[
+    str | None,
+    typer.Option(
+        "--system", help="Simulate this catalogue system instead (see `diffdyn systems`)."
+    ),
+]
+SystemParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--system-param",
+        "-P",
+        metavar="NAME=VALUE",
+        help="System parameter, repeatable (e.g. -P rho=35); with --system.",
+    ),
+]
+
+
+def _source_arguments(source: dict[str, Any]) -> str:
+    """The `--data` / `--system` arguments that reproduce a data source."""
+    if source["kind"] == "file":
+        return f"--data {shlex.quote(source['path'])}"
+    text = f"--system {source['system']}"
+    for key, value in source.get("parameters", {}).items():
+        text += f" --system-param {shlex.quote(f'{key}={value}')}"
+    return text
+
+
+def _source_text(source: dict[str, Any], rows: int) -> str:
+    if source["kind"] == "file":
+        return f"{source['path']} ({rows} rows)"
+    parameters = source.get("parameters") or {}
+    settings = "".join(f", {k}={v}" for k, v in parameters.items())
+    return f"{source['system']}, simulated ({rows} samples, seed {source['seed']}{settings})"
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _assignments_text(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_value_text(v)}" for k, v in values.items()) or "—"
+
+
+def _key_value_table(rows: list[tuple[str, str]], title: str | None = None) -> Table:
+    table = Table(title=title, show_header=False, box=None, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for label, value in rows:
+        table.add_row(label, Text(value))
+    return table
+
+
+# -- diffdyn models --------------------------------------------------------------------------
+FIT_KIND_TEXT = {"gradient": "gradient", "closed_form": "closed form", "none": "none"}
+
+
+@app.command(epilog="Example: diffdyn models    (or: diffdyn models --json)")
+def models(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
+) -> None:
+    """List the forecasting models: how each is fitted, its hyperparameters and defaults.
+
+    Fit: gradient (trained by `diffdyn train` with a strategy, epochs, a budget ...), closed
+    form (one linear solve) or none (nothing to learn). Hyperparameters are set with
+    `diffdyn train --param NAME=VALUE`; "training" lists the training options a model sets
+    itself (the others take the shared defaults printed below the table).
+    """
+    from .models.registry import MODELS, _load_builtin
+
+    _load_builtin()
+    facts = [
+        {
+            "name": spec.name,
+            "fit_kind": spec.cls.fit_kind,
+            "hyperparameters": spec.defaults,
+            "training": TrainConfig.from_options(spec.training).to_dict(),
+            "model_training_defaults": spec.training,
+            "description": spec.description,
+        }
+        for spec in MODELS.values()
+    ]
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    console = _console()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("fit", no_wrap=True)
+    table.add_column("hyperparameters", min_width=16)
+    table.add_column("training", min_width=12)
+    table.add_column("description", min_width=20)
+    for f in facts:
+        row = [
+            f["name"],
+            FIT_KIND_TEXT.get(f["fit_kind"], f["fit_kind"]),
+            _assignments_text(f["hyperparameters"]),
+            _assignments_text(f["model_training_defaults"]),
+            f["description"],
+        ]
+        table.add_row(*map(Text, row))
+    console.print(table)
+    console.print(
+        "Training options a model does not set take the shared defaults ("
+        + _assignments_text(TrainConfig().to_dict())
+        + "). Train: diffdyn train --system lorenz63 --model NAME -o runs/NAME",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
+# -- diffdyn train ---------------------------------------------------------------------------
+_BUDGET = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
+_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_budget(text: str | None) -> float | None:
+    """`"90"` or `"90s"` → 90.0, `"5m"` → 300.0, `"1h"` → 3600.0 seconds; `None` → `None`."""
+    if text is None:
+        return None
+    match = _BUDGET.fullmatch(text.strip().lower())
+    if match is None or float(match[1]) <= 0:
+        raise DiffdynError(
+            f"--budget must be a positive duration such as 90 (seconds), 60s, 5m or 1h; "
+            f"got {text!r}."
+        )
+    return float(match[1]) * _SECONDS[match[2]]
+
+
+@app.command(
+    "train",
+    epilog="Example: diffdyn train --system lorenz63 --steps 5000 --model persistence "
+    "-o runs/lorenz63-persistence    (gradient models: add --budget 5m, -p NAME=VALUE ...)",
+)
+def train_command(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name (see `diffdyn models`).")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Folder to save the model in (created; its parent must exist)."
+        ),
+    ],
+    data: DataOption = None,
+    system: SystemOption = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="NAME=VALUE",
+            help="Model hyperparameter, repeatable (e.g. -p hidden=64).",
+        ),
+    ] = None,
+    context: Annotated[
+        int | None, typer.Option(min=1, help="Input window length, in samples.")
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option(min=1, help="Forecast length the loss covers, in samples.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the data.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Windows per gradient step.")
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", help="Adam step size.")
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="teacher (one-step loss), free (loss over a closed-loop rollout) or "
+            "curriculum (a rollout growing to --horizon)."
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            metavar="NAME=VALUE",
+            help="Other training option, repeatable: clip, weight_decay, schedule, validation, "
+            "patience, stride, max_failures.",
+        ),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(help="Wall-clock limit: 90 (seconds), 60s, 5m or 1h."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (initial weights, shuffling).")] = 0,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=2, help="Samples to simulate for training (--system; default: its own)."),
+    ] = None,
+    system_param: SystemParamOption = None,
+    lyapunov_exponent: Annotated[
+        float | None,
+        typer.Option(
+            "--lyapunov-exponent",
+            help="λ₁ of the data (per time unit), recorded for evaluate; default: the system's.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing model folder.")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted training in the folder.")
+    ] = False,
+) -> None:
+    """Train a model on a file or a simulated system and save it in a folder.
+
+    A file's last 20% of rows is held out (`diffdyn evaluate` on the same file scores only
+    those); a simulated system is used whole (evaluate simulates a fresh trajectory). Every
+    epoch is checkpointed: after an interruption or a spent --budget, --resume continues.
+    """
+    seconds = parse_budget(budget)
+    if force and resume:
+        raise DiffdynError("give --force (start again) or --resume (continue), not both.")
+    options: dict[str, Any] = parse_assignments(option or [])
+    flags = {
+        "context": context,
+        "horizon": horizon,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "strategy": strategy,
+    }
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key in options:
+            raise DiffdynError(
+                f"{key} is given twice: as --{key.replace('_', '-')} and as --option {key}=...; "
+                "keep one."
+            )
+        options[key] = value
+    hyperparameters = parse_assignments(param or [])
+    check_train_request(
+        model, output, hyperparameters=hyperparameters, options=options, force=force, resume=resume
+    )
+    with Console(stderr=True).status("preparing the data …"):
+        series, source = load_data(
+            data=None if data is None else str(data),
+            system=system,
+            params=parse_assignments(system_param or []),
+            steps=steps,
+            seed=seed,
+        )
+    result = train_model(
+        series,
+        source,
+        model,
+        output,
+        hyperparameters=hyperparameters,
+        options=options,
+        seed=seed,
+        budget=seconds,
+        force=force,
+        resume=resume,
+        progress=True,
+        lyapunov_exponent=lyapunov_exponent,
+    )
+    _console().print(_train_summary(result.sidecar, result.folder))
+
+
+def _train_summary(sidecar: dict[str, Any], folder: Path) -> Table:
+    data = sidecar["data"]
+    used = _source_text(data, data["rows"])
+    if data["kind"] == "file":
+        held = data["rows"] - data["train_rows"]
+        used += f"; trained on the first {data['train_rows']}, the last {held} held out"
+    rows = [
+        ("model", f"{sidecar['model']} ({sidecar['parameters']} parameters)"),
+        ("data", used),
+        ("training", f"{sidecar['train_seconds']:.3g} s; {sidecar['stop_reason']}"),
+    ]
+    if sidecar.get("best_val_loss") is not None:
+        rows.append(
+            ("best validation loss", f"{sidecar['best_val_loss']:.4g} (MSE, standardised data)")
+        )
+    rows.append(("saved in", str(folder)))
+    if (folder / "resume").exists():
+        rows.append(("unfinished", "run the same command with --resume to continue training"))
+    rows.append(("next", f"diffdyn evaluate {shlex.quote(str(folder))} {_source_arguments(data)}"))
+    return _key_value_table(rows)
+
+
+# -- diffdyn evaluate ------------------------------------------------------------------------
+@app.command(
+    "evaluate",
+    epilog="Example: diffdyn evaluate runs/lorenz63-lstm --system lorenz63 --threshold 0.4",
+)
+def evaluate_command(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by `diffdyn train`.")],
+    data: DataOption = None,
+    system: SystemOption = None,
+    threshold: Annotated[
+        float, typer.Option(help="ε: the NRMSE above which a forecast stops being valid.")
+    ] = 0.5,
+    lyapunov_exponent: Annotated[
+        float | None,
+        typer.Option(
+            "--lyapunov-exponent",
+            help="λ₁ (per time unit) to give VPT in Lyapunov times; default: the one known at "
+            "training, else the data's.",
+        ),
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(min=1, help="Forecast length in samples (default: 10 Lyapunov times)."),
+    ] = None,
+    starts: Annotated[
+        int, typer.Option(min=2, help="Forecast start points, spread evenly over the data.")
+    ] = 50,
+    seed: Annotated[int, typer.Option(help="Random seed of the fresh simulation.")] = 0,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=2, help="Samples to simulate (--system; default: the system's)."),
+    ] = None,
+    system_param: SystemParamOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the scores as JSON (default: MODEL_DIR/evaluation.json, "
+            "replaced on each run).",
+        ),
+    ] = None,
+) -> None:
+    """Score a trained model: NRMSE at several lead times, sMAPE, RMSE and valid prediction time.
+
+    With --system, a fresh trajectory (another initial condition than training's) is
+    simulated; with the training file, only its held-out end is scored; any other file is
+    scored whole. Forecasts start at many points (--starts), never one.
+    """
+    read_sidecar(model_dir)
+    scores = check_output_path(
+        model_dir / "evaluation.json" if output is None else output, force=True, suffixes=[".json"]
+    )
+    with Console(stderr=True).status("evaluating …"):
+        series, source = load_data(
+            data=None if data is None else str(data),
+            system=system,
+            params=parse_assignments(system_param or []),
+            steps=steps,
+            seed=seed,
+            fresh=True,
+        )
+        result = evaluate_model(
+            model_dir,
+            series,
+            source,
+            threshold=threshold,
+            lyapunov_exponent=lyapunov_exponent,
+            horizon=horizon,
+            starts=starts,
+        )
+        write_json(scores, result)
+    source = result["data"]
+    scored = _source_text(source, len(series))
+    if result["held_out_end_of_training_file"]:
+        scored += ": its held-out end, not used in training"
+    elif source["kind"] == "system":
+        scored += ", from a fresh initial condition"
+    console = _console()
+    console.print(f"{result['model']} on {scored}", soft_wrap=True, markup=False)
+    console.print(_scores_table(result))
+    console.print(f"scores written to {scores}", soft_wrap=True, markup=False)
+
+
+def _scores_table(result: dict[str, Any]) -> Table:
+    lam, unit = result["lyapunov_exponent"], result["vpt"]["unit"]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("score", style="bold", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("")
+    for lead, value in result["nrmse"].items():
+        where = f"{float(lead) * lam:.3g} Lyapunov times" if lam else ""
+        table.add_row(f"NRMSE at t = {lead}", f"{value:.4g}", where)
+    table.add_row("sMAPE", f"{result['smape']:.4g}", "%, 0–200")
+    table.add_row("RMSE", f"{result['rmse']:.4g}", "data units")
+    vpt = result["vpt"]
+    table.add_row(
+        "VPT", f"{vpt['mean']:.3g} ± {vpt['std']:.2g}", f"{unit}, ε = {result['threshold']:g}"
+    )
+    table.add_row(
+        "start points",
+        str(result["start_points"]),
+        f"context {result['context']}, horizon {result['horizon']} samples",
+    )
+    censored = "never crossed ε: their VPT is a lower bound" if vpt["censored"] else ""
+    table.add_row("censored", str(vpt["censored"]), censored)
+    if result["note"]:
+        table.add_row("note", "", Text(result["note"]))
+    return table
+
+
+# -- diffdyn forecast ------------------------------------------------------------------------
+@app.command(
+    "forecast",
+    epilog="Example: diffdyn forecast runs/lorenz63-lstm --system lorenz63 --steps 500 "
+    "-o forecast.csv --plot forecast.png",
+)
+def forecast_command(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by `diffdyn train`.")],
+    steps: Annotated[int, typer.Option(min=1, help="Samples to forecast (closed loop).")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Where to write the forecast: .csv, .parquet or .npz."
+        ),
+    ],
+    data: DataOption = None,
+    system: SystemOption = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also draw history, forecast and (with --system) truth to an image."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed of the fresh simulation.")] = 0,
+    system_param: SystemParamOption = None,
+) -> None:
+    """Forecast the samples after the end of a series, closed loop, and write them to a file.
+
+    With --system, a fresh trajectory is simulated (the system's default length) and
+    continued --steps further: the model forecasts from the first part and the plot shows the
+    continuation as the truth. A file's future is unknown: the forecast follows its last row.
+    """
+    check_series_path(output, force=force)
+    if plot is not None:
+        check_figure_path(plot, force=force)
+    read_sidecar(model_dir)
+    with Console(stderr=True).status("forecasting …"):
+        history, truth, _ = load_forecast_data(
+            data=None if data is None else str(data),
+            system=system,
+            params=parse_assignments(system_param or []),
+            steps=steps,
+            seed=seed,
+        )
+        forecast, known = forecast_model(model_dir, history, steps)
+        truth = known if known is not None else truth
+        written = write_series(forecast, output, force=force)
+        if plot is not None:
+            plot_forecast(history, forecast, truth, plot, force=force)
+    times = forecast.times
+    text = (
+        f"{forecast.metadata['model']}: {steps} samples forecast "
+        f"[{_variables_text(list(forecast.variables))}], "
+        f"t = {float(times[0]):g} … {float(times[-1]):g} → {written}"
+    )
+    if plot is not None:
+        text += f", plot {plot}" + (" (truth dashed)" if truth is not None else "")
+    _console().print(text, soft_wrap=True, markup=False)

@@ -1,4 +1,5 @@
-"""Figures of a `Series`: a 3-D attractor, stacked time series, or a space–time image.
+"""Figures of a `Series` (a 3-D attractor, stacked time series, a space–time image), and of a
+forecast beside its history and truth.
 
 Figures are built on `matplotlib.figure.Figure` with the Agg canvas, never through `pyplot`, so
 plotting leaves no global state behind (no open-figure registry, no backend switch) and works
@@ -26,6 +27,9 @@ PLOT_KINDS: tuple[str, ...] = ("auto", "attractor", "timeseries", "spacetime")
 # Above this many variables a series reads better as an image than as an attractor of its
 # first three variables (Lorenz-96's 40 sites, a PDE's grid).
 MANY_VARIABLES = 8
+# A forecast figure shows this much history before the forecast, and at most this many panels.
+FORECAST_HISTORY = 300
+FORECAST_PANELS = 6
 
 
 def choose_plot_kind(series: Series) -> str:
@@ -119,6 +123,91 @@ def plot_series(
     draw = {"attractor": _attractor, "timeseries": _timeseries, "spacetime": _spacetime}[kind]
     figure = draw(series)
     figure.suptitle(_title(series) if title is None else title)
+    if path is not None:
+        save_figure(figure, path, force=force)
+    return figure
+
+
+def plot_forecast(
+    history: Series,
+    forecast: Series,
+    truth: Series | None,
+    path: str | os.PathLike | None = None,
+    *,
+    title: str | None = None,
+    force: bool = False,
+) -> Figure:
+    """Draw a forecast after the history it started from, beside the truth when known.
+
+    One panel per variable (the first `FORECAST_PANELS`): history before the forecast starts in
+    grey (as many samples as the forecast, at least 50 and at most `FORECAST_HISTORY`), the
+    forecast in colour, the truth dashed; the top axis counts Lyapunov times from the start.
+
+    **Arguments:**
+
+    - `history`: the series the forecast continues (only samples before its start are drawn).
+    - `forecast`: the forecast (`diffdyn.train.forecast_model`), variables as in `history`.
+    - `truth`: what really followed, or `None`.
+    - `path`: where to save the figure (format from the suffix); `None` only returns it.
+    - `title`: default: the model and the system or file from `forecast.metadata`.
+    - `force`: replace an existing file at `path`.
+
+    **Returns:** the `matplotlib.figure.Figure`.
+
+    **Example:**
+
+    ```python
+    from diffdyn.plot import plot_forecast
+    from diffdyn.train import forecast_model, load_data
+
+    history, _ = load_data(system="lorenz63", fresh=True)
+    forecast, _ = forecast_model("runs/lorenz63-lstm", history, 500)
+    plot_forecast(history, forecast, None, "forecast.png")
+    ```
+    """
+    for name, series in (("history", history), ("forecast", forecast), ("truth", truth)):
+        if series is not None and np.ndim(series.values) != 2:
+            raise DataError(
+                f"plot_forecast draws one trajectory; the {name} has values of shape "
+                f"{tuple(np.shape(series.values))}, not [time, dim]."
+            )
+    if path is not None:
+        check_figure_path(path, force=force)
+    start = float(np.asarray(forecast.times)[0])
+    before = int((np.asarray(history.times) < start).sum())
+    shown = min(FORECAST_HISTORY, max(50, len(forecast)))
+    past = history.slice(max(0, before - shown), before)
+    names = list(forecast.variables[:FORECAST_PANELS])
+    figure = _new_figure(8.0, 1.2 + 1.6 * len(names))
+    axes = figure.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
+    # A map's iterates are points; lines between them only guide the eye.
+    dots = {"marker": ".", "ms": 3} if history.metadata.get("kind") == "map" else {}
+    curves = [(past, {"color": "tab:gray", "lw": 0.8}, "history")]
+    if truth is not None:
+        curves.append((truth, {"color": "black", "lw": 1.0, "ls": "--"}, "truth"))
+    curves.append((forecast, {"color": "tab:orange", "lw": 1.0}, "forecast"))
+    for ax, name in zip(axes, names):
+        for series, style, label in curves:
+            if name in series.variables:
+                column = np.asarray(series.values)[:, series.variables.index(name)]
+                ax.plot(series.times, column, label=label, **style, **dots)
+        ax.axvline(start, color="tab:gray", lw=0.6, ls=":")
+        ax.set_ylabel(name)
+    figure.legend(
+        *axes[0].get_legend_handles_labels(),
+        loc="outside lower center",
+        ncols=len(curves),
+        frameon=False,
+        fontsize="small",
+    )
+    axes[-1].set_xlabel(_time_label(history))
+    _lyapunov_axis(axes[0], history, origin=start)
+    if title is None:
+        meta = forecast.metadata
+        title = f"{meta.get('model', 'model')} forecast"
+        if meta.get("system"):
+            title += f" of {meta['system']}"
+    figure.suptitle(title)
     if path is not None:
         save_figure(figure, path, force=force)
     return figure
@@ -222,12 +311,13 @@ def _time_text(series: Series, index: int) -> str:
     return f"t = {float(np.asarray(series.times)[index]):.4g}"
 
 
-def _lyapunov_axis(ax, series: Series) -> None:
-    """A second time axis on top counting Lyapunov times from the series' first sample."""
+def _lyapunov_axis(ax, series: Series, origin: float | None = None) -> None:
+    """A second time axis on top counting Lyapunov times from `origin` (default: the series'
+    first sample)."""
     lyapunov_time = series.lyapunov_time
     if lyapunov_time is None or not math.isfinite(lyapunov_time):
         return
-    start = float(np.asarray(series.times)[0])
+    start = float(np.asarray(series.times)[0]) if origin is None else origin
     top = ax.secondary_xaxis(
         "top",
         functions=(
@@ -235,7 +325,8 @@ def _lyapunov_axis(ax, series: Series) -> None:
             lambda n: start + n * lyapunov_time,
         ),
     )
-    top.set_xlabel(f"Lyapunov times (1/λ₁ = {lyapunov_time:.3g})")
+    since = "" if origin is None else " since the forecast start"
+    top.set_xlabel(f"Lyapunov times{since} (1/λ₁ = {lyapunov_time:.3g})")
 
 
 def _field_name(variables: tuple[str, ...]) -> str:

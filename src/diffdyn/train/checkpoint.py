@@ -54,10 +54,13 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def prepare_folder(
-    folder: str | os.PathLike, *, force: bool = False, resume: bool = False
-) -> Path:
-    """Check (and create) a model folder before any training happens."""
+def check_folder(folder: str | os.PathLike, *, force: bool = False, resume: bool = False) -> Path:
+    """Check, changing nothing, that a model can be trained into `folder`.
+
+    **Raises** `DiffdynError` when its parent is missing, it is a file, it is not empty and
+    neither `force` nor `resume` is given, or `resume` is given with no training state to
+    continue.
+    """
     folder = Path(folder)
     if not folder.parent.is_dir():
         raise DiffdynError(f"folder {folder.parent} does not exist; create it first.")
@@ -70,12 +73,22 @@ def prepare_folder(
                 "(it finished, or never started); train without --resume."
             )
         return folder
+    if folder.exists() and any(folder.iterdir()) and not force:
+        raise DiffdynError(
+            f"{folder} already exists; pass --force to replace it, --resume to continue "
+            "its training, or choose another folder."
+        )
+    return folder
+
+
+def prepare_folder(
+    folder: str | os.PathLike, *, force: bool = False, resume: bool = False
+) -> Path:
+    """Check (`check_folder`) and create a model folder, emptying it when `force` is given."""
+    folder = check_folder(folder, force=force, resume=resume)
+    if resume:
+        return folder
     if folder.exists() and any(folder.iterdir()):
-        if not force:
-            raise DiffdynError(
-                f"{folder} already exists; pass --force to replace it, --resume to continue "
-                "its training, or choose another folder."
-            )
         shutil.rmtree(folder)
     folder.mkdir(exist_ok=True)
     return folder

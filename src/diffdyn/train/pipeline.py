@@ -25,7 +25,7 @@ from ..errors import DataError, DiffdynError
 from ..metrics import nrmse, smape, valid_prediction_time
 from ..models.base import AbstractForecaster
 from ..models.registry import build_model, model_spec, resolve_hyperparameters
-from ..systems.registry import get_system
+from ..systems.registry import get_system, system_class
 from ..systems.simulate import simulate
 from . import checkpoint
 from .config import TrainConfig
@@ -58,6 +58,11 @@ def load_data(
     """
     if (data is None) == (system is None):
         raise DiffdynError("give exactly one of --data FILE or --system NAME.")
+    if data is not None and (steps is not None or params):
+        raise DiffdynError(
+            "--steps and --system-param describe a simulation; they go with --system, "
+            "not with --data."
+        )
     if data is not None:
         series = read_series(data)
         return series, {"kind": "file", "path": str(data), "fingerprint": _fingerprint(series)}
@@ -74,12 +79,59 @@ def load_data(
     return series.numpy(), source
 
 
+def load_forecast_data(
+    *,
+    data: str | None = None,
+    system: str | None = None,
+    params: dict[str, str] | None = None,
+    steps: int,
+    seed: int = 0,
+) -> tuple[Series, Series | None, dict[str, Any]]:
+    """The history to forecast from, the truth to compare with (or `None`), and the source.
+
+    A file is all history (its future is unknown). A system is simulated afresh
+    (`load_data(fresh=True)`) for its default length plus `steps`: the first part is the
+    history, the last `steps` samples the truth the forecast should follow.
+    """
+    if steps < 1:
+        raise DiffdynError(f"--steps must be at least 1; got {steps}.")
+    if system is None:
+        series, source = load_data(data=data, system=system, params=params, seed=seed, fresh=True)
+        return series, None, source
+    length = system_class(system).default_steps + steps
+    series, source = load_data(system=system, params=params, steps=length, seed=seed, fresh=True)
+    return series.slice(0, length - steps), series.slice(length - steps, None), source
+
+
 def _lyapunov_exponent(series: Series, given: float | None) -> float | None:
     if given is not None:
         if not given > 0:
             raise DiffdynError(f"--lyapunov-exponent must be positive; got {given}.")
         return given
     return series.lyapunov_exponent if (series.lyapunov_exponent or 0) > 0 else None
+
+
+def check_train_request(
+    model_name: str,
+    folder: str | Path,
+    *,
+    hyperparameters: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    force: bool = False,
+    resume: bool = False,
+) -> tuple[dict[str, Any], TrainConfig]:
+    """Check everything about a training request but the data, changing nothing.
+
+    Raises for an unknown model, hyperparameter or training option, a bad value, or a folder
+    that cannot take the model (`checkpoint.check_folder`). `train_model` calls it first; call
+    it yourself to fail before loading or simulating data. Returns the resolved
+    hyperparameters and the `TrainConfig`.
+    """
+    spec = model_spec(model_name)
+    hyper = resolve_hyperparameters(model_name, hyperparameters or {})
+    config = TrainConfig.from_options(spec.training, **(options or {}))
+    checkpoint.check_folder(folder, force=force, resume=resume)
+    return hyper, config
 
 
 @dataclass
@@ -111,10 +163,14 @@ def train_model(
     only. Gradient models train with `fit` (checkpointing every epoch for `resume`); closed-form
     models fit in one solve. Nothing is saved if training fails.
     """
-    spec = model_spec(model_name)
-    hyper = resolve_hyperparameters(model_name, hyperparameters or {})
-    config = TrainConfig.from_options(spec.training, **(options or {}))
-    folder = checkpoint.prepare_folder(folder, force=force, resume=resume)
+    hyper, config = check_train_request(
+        model_name,
+        folder,
+        hyperparameters=hyperparameters,
+        options=options,
+        force=force,
+        resume=resume,
+    )
     if source["kind"] == "file":
         train_rows = int(len(series) * (1 - TEST_FRACTION))
         train = series.slice(0, train_rows)
@@ -127,6 +183,7 @@ def train_model(
             f"(context {config.context} + horizon {config.horizon}); use more data or pass "
             "smaller --context/--horizon."
         )
+    folder = checkpoint.prepare_folder(folder, force=force, resume=resume)
     scaler = Scaler.fit(train)
     values = jnp.asarray(scaler.transform(np.asarray(train.values)))
     exog = None if train.exog is None else jnp.asarray(train.exog)
@@ -177,6 +234,7 @@ def train_model(
         )
         trained, stop_reason = state.best_model, state.stop_reason
         sidecar["history"] = state.history
+        sidecar["best_val_loss"] = state.best_val
         sidecar["train_seconds"] = state.seconds
     elif model.fit_kind == "closed_form":
         trained = model.fit_closed_form(values, exog)
@@ -284,6 +342,8 @@ def evaluate_model(
     deviation. VPT is in Lyapunov times when λ₁ is known (the user's, the training system's
     or the data's), else in time units — the result says which.
     """
+    if not threshold > 0:
+        raise DiffdynError(f"the threshold ε must be positive; got {threshold}.")
     model, sidecar = checkpoint.load_model(folder)
     context = int(sidecar["training"]["context"])
     part, held_out = _held_out(_schema_part(series, sidecar), source, sidecar, context)
