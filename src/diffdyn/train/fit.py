@@ -307,6 +307,7 @@ class _RichBar:
     """A Rich progress bar with loss, validation loss, steps/s and ETA."""
 
     def __init__(self, total: int, completed: int):
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -325,6 +326,7 @@ class _RichBar:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=False,
+            console=Console(stderr=True),  # progress is not output: keep stdout for results
         )
         self.task = self.progress.add_task(
             "train", total=total, completed=completed, loss=math.nan, val=math.nan, rate=0.0
