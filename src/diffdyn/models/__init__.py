@@ -1,6 +1,8 @@
 """Forecasting models: the contract, the registry and the model families."""
 
 from .base import AbstractForecaster as AbstractForecaster
+from .esn import ESN as ESN
+from .ngrc import NGRC as NGRC
 from .persistence import Persistence as Persistence
 from .registry import (
     MODELS as MODELS,

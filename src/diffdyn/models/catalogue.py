@@ -11,3 +11,5 @@ register_model(
         "last observed value held constant: the baseline every model must beat",
     )
 )
+from . import ngrc  # noqa: E402, F401, I001
+from . import esn  # noqa: E402, F401, I001
