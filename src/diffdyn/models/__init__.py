@@ -1,6 +1,7 @@
 """Forecasting models: the contract, the registry and the model families."""
 
 from .base import AbstractForecaster as AbstractForecaster
+from .encoder_decoder import EncoderDecoder as EncoderDecoder
 from .esn import ESN as ESN
 from .ngrc import NGRC as NGRC
 from .persistence import Persistence as Persistence
@@ -12,3 +13,5 @@ from .registry import (
     register_model as register_model,
     resolve_hyperparameters as resolve_hyperparameters,
 )
+from .rnn import RecurrentForecaster as RecurrentForecaster
+from .tdnn import TimeDelayNetwork as TimeDelayNetwork
