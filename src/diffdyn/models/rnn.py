@@ -12,6 +12,7 @@ x_t = y_t ⊕ u_t ⊕ u_{t+1} (see `models.inputs`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import equinox as eqx
@@ -24,7 +25,7 @@ from .base import AbstractForecaster
 from .inputs import check_inputs, step_exog
 from .registry import ModelSpec, register_model
 
-CELLS: dict[str, type[AbstractRecurrentCell]] = {
+CELLS: dict[str, Callable[..., AbstractRecurrentCell]] = {
     "rnn": ElmanCell,
     "lstm": LSTMCell,
     "gru": GRUCell,

@@ -7,3 +7,4 @@ from .recurrent import (
     LSTMCell as LSTMCell,
     run_sequence as run_sequence,
 )
+from .ridge import ridge_regression as ridge_regression
