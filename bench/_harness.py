@@ -6,6 +6,7 @@ writes `bench/results/NAME.json` with `ratio = peer / diffdyn` (> 1: diffdyn is 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -183,3 +184,17 @@ def print_table(title: str, records: dict[str, dict[str, Any]]) -> None:
             f"{r['diffdyn_compile_s']:.3g} s",
         )
     Console().print(table)
+
+
+def parse_arguments(doc: str | None, argv: list[str] | None = None) -> argparse.Namespace:
+    """The options every benchmark script takes: `--quick` and `--out DIR`."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the JSON (default bench/results; "
+        "with --quick nothing is written unless --out is given)",
+    )
+    return parser.parse_args(argv)

@@ -25,7 +25,6 @@ Run `python bench/reservoir_fit.py` (writes `bench/results/reservoir_fit_*.json`
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -39,24 +38,17 @@ import scipy.sparse
 from reservoirpy.nodes import NVAR, Reservoir, Ridge
 
 from diffdyn.data import Scaler
-from diffdyn.models import ESN, NGRC
+from diffdyn.models import ESN, NGRC, model_spec
 from diffdyn.nn.ridge import ridge_regression
 from diffdyn.systems import get_system, simulate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import comparison, measure, print_table, write_result  # noqa: E402
+from _harness import comparison, measure, parse_arguments, print_table, write_result  # noqa: E402
 
 DT = 0.025
-ESN_SETTINGS = {
-    "size": 500,
-    "spectral_radius": 0.9,
-    "input_scaling": 0.5,
-    "leak": 1.0,
-    "ridge": 1e-6,
-    "connectivity": 0.02,
-    "washout": 100,
-}
-NGRC_SETTINGS = {"delays": 2, "spacing": 1, "ridge": 1e-7, "order": 2}
+# The registry defaults: the sizes a user gets from `--model esn` / `--model ngrc`.
+ESN_SETTINGS = model_spec("esn").defaults
+NGRC_SETTINGS = model_spec("ngrc").defaults
 FULL = {"train": 5000, "repeats": 10}
 QUICK = {"train": 1000, "repeats": 2}
 
@@ -244,16 +236,7 @@ def bench_ngrc(values: np.ndarray, repeats: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="where to write the JSON (default bench/results; "
-        "with --quick nothing is written unless --out is given)",
-    )
-    args = parser.parse_args(argv)
+    args = parse_arguments(__doc__, argv)
     size = QUICK if args.quick else FULL
     start = time.perf_counter()
     values = lorenz_training_series(size["train"])

@@ -18,7 +18,6 @@ a smoke test at small sizes that writes nothing unless `--out DIR` is given.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from diffdyn.systems import Lorenz63, simulate
 from diffdyn.systems.simulate import _batch_norm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import comparison, measure, print_table, write_result  # noqa: E402
+from _harness import comparison, measure, parse_arguments, print_table, write_result  # noqa: E402
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 DT = 0.01
@@ -410,16 +409,7 @@ def bench_vmap(size: dict[str, int]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="where to write the JSON (default bench/results; "
-        "with --quick nothing is written unless --out is given)",
-    )
-    args = parser.parse_args(argv)
+    args = parse_arguments(__doc__, argv)
     size = QUICK if args.quick else FULL
 
     records = {
