@@ -116,7 +116,11 @@ def test_registry_entries(getkey):
         assert spec.description and "\n" not in spec.description
         config = TrainConfig.from_options(spec.training)  # the defaults are valid options
         assert config.context >= spec.defaults.get("delays", 1)
-    assert model_spec("lstm").defaults == {"cell": "lstm", "hidden": 64, "layers": 1}
+    assert model_spec("lstm").defaults == {"hidden": 64, "layers": 1}
+    assert build_model("lstm", 2, key=getkey()).cell == "lstm"
+    # The cell defines the entry: `--model lstm --param cell=gru` is refused, not a GRU.
+    with pytest.raises(UnknownNameError, match="no hyperparameter 'cell'"):
+        build_model("lstm", 2, key=getkey(), cell="gru")
     assert resolve_hyperparameters("gru", {"hidden": "16", "layers": "2"})["layers"] == 2
     stacked = build_model("gru", 2, key=getkey(), hidden=4, layers=3)
     assert len(stacked.cells) == 3

@@ -20,6 +20,8 @@ class ModelSpec:
     - `defaults`: default hyperparameters (every accepted hyperparameter has one).
     - `description`: one line for `diffdyn models`.
     - `training`: default training options for gradient models (strategy, epochs, ...).
+    - `fixed`: constructor arguments that define the entry and users cannot change (the
+      `lstm` entry is a `RecurrentForecaster` with `cell="lstm"`).
     """
 
     name: str
@@ -27,6 +29,7 @@ class ModelSpec:
     defaults: dict[str, Any]
     description: str
     training: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -106,7 +109,7 @@ def build_model(
     """
     spec = model_spec(name)
     params = resolve_hyperparameters(name, hyperparameters)
-    return spec.cls(dim, exog_dim, key=key, **params)  # pyright: ignore[reportCallIssue]
+    return spec.cls(dim, exog_dim, key=key, **spec.fixed, **params)  # pyright: ignore[reportCallIssue]
 
 
 def _load_builtin() -> None:

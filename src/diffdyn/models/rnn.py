@@ -131,26 +131,29 @@ register_model(
     ModelSpec(
         "rnn",
         RecurrentForecaster,
-        {"cell": "rnn", "hidden": 64, "layers": 1},
+        {"hidden": 64, "layers": 1},
         "Elman recurrent network (tutorial eqs. 2–3), predicts increments, closed loop",
         training={**_TRAINING, "learning_rate": 1e-3},
+        fixed={"cell": "rnn"},
     )
 )
 register_model(
     ModelSpec(
         "lstm",
         RecurrentForecaster,
-        {"cell": "lstm", "hidden": 64, "layers": 1},
+        {"hidden": 64, "layers": 1},
         "LSTM with forget gate (Hochreiter & Schmidhuber 1997), predicts increments",
         training=_TRAINING,
+        fixed={"cell": "lstm"},
     )
 )
 register_model(
     ModelSpec(
         "gru",
         RecurrentForecaster,
-        {"cell": "gru", "hidden": 64, "layers": 1},
+        {"hidden": 64, "layers": 1},
         "gated recurrent unit (Cho et al. 2014), predicts increments, closed loop",
         training=_TRAINING,
+        fixed={"cell": "gru"},
     )
 )
