@@ -22,11 +22,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
-## run: the main job on its built-in default (until `diffdyn compare` exists: simulate Lorenz-63)
+## run: the main job on its built-in default: compare every model on two systems (≤ 5 min)
 run: $(VENV)/.installed
-	@mkdir -p runs/quickstart
-	$(DIFFDYN) simulate lorenz63 --steps 5000 --force -o runs/quickstart/lorenz63.csv --plot runs/quickstart/lorenz63.png
-	@echo "Report: runs/quickstart/lorenz63.png (trajectory in runs/quickstart/lorenz63.csv)"
+	@mkdir -p runs
+	$(DIFFDYN) compare -o runs/compare
 
 ## test: the default test suite (under 10 minutes on 2 cores)
 test: $(VENV)/.installed-dev

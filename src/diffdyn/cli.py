@@ -776,3 +776,154 @@ def forecast_command(
     if plot is not None:
         text += f", plot {plot}" + (" (truth dashed)" if truth is not None else "")
     _console().print(text, soft_wrap=True, markup=False)
+
+
+# -- diffdyn compare / results ---------------------------------------------------------------
+def _leaderboard_tables(run_dir: Path) -> list[tuple[str, Table, str]]:
+    from .experiments.report import leaderboards, recommendation, table_rows
+    from .experiments.store import STORE_FILE, ResultsStore
+
+    with ResultsStore(run_dir / STORE_FILE, create=False) as store:
+        boards = leaderboards(store)
+    out = []
+    for dataset, rows in boards.items():
+        head, body = table_rows(rows)
+        table = Table(title=dataset, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+        for i, title in enumerate(head):
+            table.add_column(title, justify="left" if i in (1, len(head) - 1) else "right")
+        for row in body:
+            table.add_row(*(Text(c) for c in row))
+        out.append((dataset, table, recommendation(dataset, rows)))
+    return out
+
+
+def _csv_list(text: str | None) -> list[str]:
+    return [] if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+@app.command(
+    "compare",
+    epilog="Example: diffdyn compare --systems lorenz63,mackey-glass --models esn,ngrc,lstm "
+    "--budget-per-model 60s -o runs/compare    (no options: the default 5-minute grid)",
+)
+def compare_command(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Run folder (created; rerun the same command to resume)."
+        ),
+    ] = Path("runs/compare"),
+    systems_: Annotated[
+        str | None,
+        typer.Option(
+            "--systems", help="Built-in systems, comma-separated (default: lorenz63,mackey-glass)."
+        ),
+    ] = None,
+    data: Annotated[
+        list[Path] | None,
+        typer.Option("--data", help="A CSV/Parquet/NPZ series to compare on, repeatable."),
+    ] = None,
+    models_: Annotated[
+        str, typer.Option("--models", help="all, or model names comma-separated.")
+    ] = "all",
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per model and dataset.")] = 1,
+    budget_per_model: Annotated[
+        str | None,
+        typer.Option(
+            "--budget-per-model", help="Training wall-clock limit per cell: 90, 60s, 5m, 1h."
+        ),
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="ε: the NRMSE above which a forecast stops being valid.")
+    ] = 0.5,
+    lyapunov_exponent: Annotated[
+        float | None,
+        typer.Option(
+            "--lyapunov-exponent",
+            help="λ₁ (per time unit) to give VPT in Lyapunov times; default: each system's.",
+        ),
+    ] = None,
+) -> None:
+    """Train and rank models on systems or your data; write results.sqlite and a report.
+
+    Each dataset × model × seed trains with the model's defaults under the budget and is
+    scored on held-out data (a fresh trajectory, or the last 20% of a file). Interrupted runs
+    resume where they stopped; a model that fails is recorded with its reason.
+    """
+    from .experiments.compare import DEFAULT_BUDGET, DEFAULT_SYSTEMS, run_compare
+    from .experiments.report import write_report
+
+    seconds = (parse_budget(budget_per_model) if budget_per_model else None) or DEFAULT_BUDGET
+    if output == Path("runs/compare") and not output.parent.exists():
+        output.parent.mkdir()  # the default folder works in a fresh clone
+    datasets = _csv_list(systems_)
+    if systems_ is None and not data:
+        datasets = list(DEFAULT_SYSTEMS)
+    datasets += [str(p) for p in data or []]
+    for path in data or []:
+        if not path.is_file():
+            raise DiffdynError(f"--data {path}: no such file.")
+    summary = run_compare(
+        output,
+        datasets,
+        _csv_list(models_) or ["all"],
+        seeds=seeds,
+        budget_per_model=seconds,
+        threshold=threshold,
+        lyapunov_exponent=lyapunov_exponent,
+        progress=True,
+    )
+    paths = write_report(output)
+    console = _console()
+    for _, table, advice in _leaderboard_tables(output):
+        console.print(table)
+        console.print(advice, soft_wrap=True, markup=False)
+        console.print()
+    done = f"{summary['ran']} cell(s) run in {summary['seconds']:.0f} s"
+    if summary["skipped"]:
+        done += f", {summary['skipped']} already finished"
+    if summary["failed"]:
+        done += f", {summary['failed']} failed"
+    console.print(done, soft_wrap=True, markup=False)
+    console.print(
+        f"Report: {paths['html']} (and {paths['markdown']})", soft_wrap=True, markup=False
+    )
+
+
+@app.command(
+    "results", epilog="Example: diffdyn results runs/compare --csv runs/compare/results.csv"
+)
+def results_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `diffdyn compare`.")],
+    csv: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Also export every stored row (one per metric) as CSV."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing CSV file.")] = False,
+) -> None:
+    """Print the leaderboards of a compare run again, and export its rows as CSV."""
+    import csv as csv_module
+    import io
+
+    from .experiments.store import STORE_FILE, ResultsStore
+    from .files import atomic_write
+
+    if csv is not None:
+        check_output_path(csv, force=force, suffixes=[".csv"])
+    tables = _leaderboard_tables(run_dir)
+    console = _console()
+    if not tables:
+        console.print(f"{run_dir}: no finished cells yet.", soft_wrap=True, markup=False)
+    for _, table, advice in tables:
+        console.print(table)
+        console.print(advice, soft_wrap=True, markup=False)
+        console.print()
+    if csv is not None:
+        with ResultsStore(run_dir / STORE_FILE, create=False) as store:
+            rows = store.rows()
+        buffer = io.StringIO()
+        writer = csv_module.writer(buffer)
+        writer.writerow(["dataset", "model", "seed", "metric", "value", "text"])
+        writer.writerows(rows)
+        atomic_write(csv, lambda f: f.write(buffer.getvalue().encode()))
+        console.print(f"{len(rows)} rows written to {csv}", soft_wrap=True, markup=False)

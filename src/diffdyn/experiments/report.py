@@ -1,0 +1,284 @@
+"""The report of a `compare` run: `report.md` and a self-contained `report.html`.
+
+Per dataset: a leaderboard sorted by valid prediction time (VPT), a figure of NRMSE against
+lead time for every model, and a recommendation in plain words drawn only from the measured
+numbers. Figures are PNG files beside the report (linked from the Markdown) and embedded in
+the HTML as base64, so the HTML file can be mailed on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..files import atomic_write
+from .compare import pooled_vpt
+from .store import STORE_FILE, ResultsStore
+
+FIGURES_FOLDER = "figures"
+
+
+def leaderboards(store: ResultsStore) -> dict[str, list[dict[str, Any]]]:
+    """{dataset: rows sorted by VPT (best first), failed models last}.
+
+    Each row: model, status, seeds, vpt_mean, vpt_std, vpt_unit, nrmse_lead, nrmse_lead_time,
+    smape, train_seconds, parameters, reason, curve (mean NRMSE per lead), dt, lyapunov_exponent.
+    """
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for (dataset, model, _seed), metrics in store.cells().items():
+        by_key.setdefault((dataset, model), []).append(metrics)
+    boards: dict[str, list[dict[str, Any]]] = {}
+    for (dataset, model), cells in by_key.items():
+        ok = [c for c in cells if c.get("status") == "ok"]
+        row: dict[str, Any] = {"model": model, "seeds": len(cells), "ok_seeds": len(ok)}
+        if ok:
+            mean, std = pooled_vpt(ok)
+            curves = [json.loads(c["nrmse_curve"]) for c in ok]
+            length = min(len(c) for c in curves)
+            row.update(
+                status="ok",
+                vpt_mean=mean,
+                vpt_std=std,
+                vpt_unit=ok[0]["vpt_unit"],
+                nrmse_lead=float(np.mean([c["nrmse_lead"] for c in ok])),
+                nrmse_lead_time=ok[0]["nrmse_lead_time"],
+                smape=float(np.mean([c["smape"] for c in ok])),
+                train_seconds=float(np.mean([c["train_seconds"] for c in ok])),
+                parameters=int(ok[0]["parameters"]),
+                curve=np.mean([c[:length] for c in curves], axis=0).tolist(),
+                dt=ok[0]["dt"],
+                lyapunov_exponent=ok[0].get("lyapunov_exponent"),
+                censored=int(sum(c.get("vpt_censored", 0) for c in ok)),
+                note="; ".join(sorted({str(c["note"]) for c in ok if c.get("note")})),
+            )
+        else:
+            row["status"] = "failed"
+        failed = [c for c in cells if c.get("status") != "ok"]
+        row["reason"] = "; ".join(sorted({str(c.get("reason", "")) for c in failed}))
+        boards.setdefault(dataset, []).append(row)
+    for rows in boards.values():
+        rows.sort(key=lambda r: (r["status"] != "ok", -r.get("vpt_mean", 0.0), r["model"]))
+    return dict(sorted(boards.items()))
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def _g(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}g}"
+
+
+def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Column titles and text cells of one leaderboard (also used by `diffdyn results`)."""
+    lead = next((r["nrmse_lead_time"] for r in rows if r["status"] == "ok"), None)
+    unit = next((r["vpt_unit"] for r in rows if r["status"] == "ok"), "")
+    head = [
+        "rank",
+        "model",
+        f"VPT ({unit})" if unit else "VPT",
+        f"NRMSE @ t={lead:g}" if lead is not None else "NRMSE",
+        "sMAPE %",
+        "train s",
+        "params",
+        "status",
+    ]
+    body = []
+    for rank, r in enumerate(rows, 1):
+        if r["status"] == "ok":
+            status = (
+                "ok"
+                if r["ok_seeds"] == r["seeds"]
+                else f"{r['seeds'] - r['ok_seeds']} seed(s) failed: {r['reason']}"
+            )
+            if r["note"]:
+                status += f" ({r['note']})"
+            body.append(
+                [
+                    str(rank),
+                    r["model"],
+                    f"{_g(r['vpt_mean'])} ± {_g(r['vpt_std'], 2)}",
+                    _g(r["nrmse_lead"]),
+                    _g(r["smape"]),
+                    _g(r["train_seconds"]),
+                    str(r["parameters"]),
+                    status,
+                ]
+            )
+        else:
+            body.append(["—", r["model"], "—", "—", "—", "—", "—", f"failed: {r['reason']}"])
+    return head, body
+
+
+def recommendation(dataset: str, rows: list[dict[str, Any]]) -> str:
+    """Plain words drawn only from the measured numbers of one dataset's leaderboard."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    failed = [r["model"] for r in rows if r["status"] != "ok"]
+    if not ok:
+        return f"On {dataset}, every model failed ({', '.join(failed)}); see the reasons above."
+    best = ok[0]
+    unit = best["vpt_unit"]
+    parts = [
+        f"On {dataset}, {best['model']} forecast longest: {_g(best['vpt_mean'])} {unit} "
+        f"(± {_g(best['vpt_std'], 2)}) before its NRMSE exceeded the threshold, after "
+        f"{_g(best['train_seconds'])} s of training."
+    ]
+    if best.get("censored"):
+        parts.append(
+            f"{best['censored']} of its forecasts stayed valid over the whole evaluated "
+            "horizon, so this is a lower bound."
+        )
+    if len(ok) > 1:
+        second = ok[1]
+        parts.append(f"Next was {second['model']} with {_g(second['vpt_mean'])} {unit}.")
+        if best["vpt_mean"] - best["vpt_std"] <= second["vpt_mean"] + second["vpt_std"]:
+            parts.append("Their spreads overlap, so the ranking of these two is not certain.")
+    base = next((r for r in ok if r["model"] == "persistence"), None)
+    if base is not None and base is not best and base["vpt_mean"] > 0:
+        parts.append(
+            f"The persistence baseline reached {_g(base['vpt_mean'])} {unit}; "
+            f"{best['model']} forecast {_ratio(best['vpt_mean'] / base['vpt_mean'])}× longer."
+        )
+    slower = [r for r in ok[1:] if r["train_seconds"] > best["train_seconds"] > 0]
+    faster = [r for r in ok[1:] if 0 < r["train_seconds"] < best["train_seconds"]]
+    if slower:
+        other = slower[0]
+        parts.append(
+            f"{best['model']} trained {_ratio(other['train_seconds'] / best['train_seconds'])}× "
+            f"faster than {other['model']} ({_g(other['train_seconds'])} s), the best of the "
+            "slower-training models."
+        )
+    elif faster:
+        other = faster[0]
+        parts.append(
+            f"{other['model']} trained {_ratio(best['train_seconds'] / other['train_seconds'])}× "
+            f"faster ({_g(other['train_seconds'])} s) and reached {_g(other['vpt_mean'])} {unit}."
+        )
+    if failed:
+        parts.append(f"Failed: {', '.join(failed)}.")
+    return " ".join(parts)
+
+
+def _curve_figure(dataset: str, rows: list[dict[str, Any]], threshold: float | None) -> bytes:
+    figure = Figure(figsize=(7, 4.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    lyapunov = None
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        curve = np.asarray(r["curve"])
+        lam = r.get("lyapunov_exponent")
+        steps = np.arange(1, len(curve) + 1) * r["dt"]
+        if lam:
+            steps, lyapunov = steps * lam, True
+        ax.plot(steps, curve, label=r["model"], lw=1.4)
+    if threshold is not None:
+        ax.axhline(threshold, color="0.4", ls="--", lw=1, label=f"ε = {threshold:g}")
+    ax.set_xlabel("lead time (Lyapunov times)" if lyapunov else "lead time")
+    ax.set_ylabel("NRMSE (mean over start points)")
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    if high > 10:  # a diverged forecast would squash every other curve
+        ax.set_ylim(max(low, 1e-6), 10)
+        ax.text(0.01, 0.98, "clipped at NRMSE 10", transform=ax.transAxes, va="top", fontsize=7)
+    ax.set_title(f"{dataset}: forecast error against lead time")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, ncol=2)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def write_report(run_dir: str | Path) -> dict[str, Path]:
+    """Write `report.md`, `report.html` and the figures of the run in `run_dir`.
+
+    **Example:**
+
+    ```python
+    from diffdyn.experiments import write_report
+
+    paths = write_report("runs/demo")  # {"markdown": ..., "html": ...}
+    ```
+    """
+    run_dir = Path(run_dir)
+    with ResultsStore(run_dir / STORE_FILE, create=False) as store:
+        info = store.run_info() or {}
+        boards = leaderboards(store)
+    config = info.get("config", {})
+    threshold = config.get("threshold")
+    figures = run_dir / FIGURES_FOLDER
+    figures.mkdir(exist_ok=True)
+    md = [
+        "# diffdyn compare report",
+        "",
+        f"Models: {', '.join(config.get('models', []))}. Seeds: {config.get('seeds')}. "
+        f"Training budget per model: {config.get('budget_per_model')} s. VPT threshold "
+        f"ε = {threshold}. diffdyn {info.get('diffdyn_version')}, JAX {info.get('jax_version')}.",
+        "",
+        "VPT (valid prediction time): how long a closed-loop forecast stays within NRMSE ε of "
+        "the truth, mean ± std over start points and seeds, on data not used for training.",
+        "",
+    ]
+    body = [
+        "<h1>diffdyn compare report</h1>",
+        f"<p>{html.escape(md[2])}</p>",
+        f"<p>{html.escape(md[4])}</p>",
+    ]
+    if not boards:
+        md.append("No finished cells yet.")
+        body.append("<p>No finished cells yet.</p>")
+    for dataset, rows in boards.items():
+        head, cells = table_rows(rows)
+        advice = recommendation(dataset, rows)
+        png = _curve_figure(dataset, rows, threshold)
+        name = f"nrmse-{_safe(dataset)}.png"
+        atomic_write(figures / name, lambda f, png=png: f.write(png))
+        md += [f"## {dataset}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        md += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in cells]
+        md += [
+            "",
+            f"![NRMSE against lead time on {dataset}]({FIGURES_FOLDER}/{name})",
+            "",
+            f"**Recommendation.** {advice}",
+            "",
+        ]
+        table = "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        table += "</tr></thead><tbody>"
+        for row in cells:
+            table += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        table += "</tbody></table>"
+        data = base64.b64encode(png).decode("ascii")
+        body += [
+            f"<h2>{html.escape(dataset)}</h2>",
+            table,
+            f'<img alt="NRMSE against lead time on {html.escape(dataset)}" '
+            f'src="data:image/png;base64,{data}">',
+            f"<p><strong>Recommendation.</strong> {html.escape(advice)}</p>",
+        ]
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>diffdyn compare report</title><style>"
+        "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+        "padding:.25em .6em;text-align:right}td:nth-child(2),th:nth-child(2),td:last-child"
+        "{text-align:left}img{max-width:100%}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+    markdown = atomic_write(run_dir / "report.md", lambda f: f.write("\n".join(md).encode()))
+    page_path = atomic_write(run_dir / "report.html", lambda f: f.write(page.encode()))
+    return {"markdown": markdown, "html": page_path}
