@@ -231,3 +231,16 @@ def test_sigkill_mid_grid_resumes_exactly(tmp_path):
     after = _metric_counts(out / STORE_FILE)
     assert {k: after[k] for k in before} == before
     assert after["killer/0"] == before["persistence/0"]
+
+
+def test_report_draws_forecasts_of_the_best_models(tmp_path):
+    from diffdyn.experiments import run_compare, write_report
+
+    run_compare(
+        tmp_path / "r", ["henon"], ["persistence", "ngrc"], budget_per_model=5, progress=False
+    )
+    write_report(tmp_path / "r")
+    names = sorted(p.name for p in (tmp_path / "r" / "figures").glob("forecast-*.png"))
+    assert names == ["forecast-henon-ngrc.png", "forecast-henon-persistence.png"]
+    html_text = (tmp_path / "r" / "report.html").read_text()
+    assert html_text.count("data:image/png;base64") == 3  # NRMSE curves + two forecasts

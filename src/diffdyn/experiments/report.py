@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..errors import DiffdynError
 from ..files import atomic_write
-from .compare import pooled_vpt
+from ..plot import plot_forecast
+from ..train.checkpoint import read_sidecar
+from ..train.pipeline import forecast_model, load_data
+from .compare import MODELS_FOLDER, pooled_vpt
 from .store import STORE_FILE, ResultsStore
 
 FIGURES_FOLDER = "figures"
@@ -199,6 +204,41 @@ def _curve_figure(dataset: str, rows: list[dict[str, Any]], threshold: float | N
     return buffer.getvalue()
 
 
+def _forecast_figure(run_dir: Path, config: dict[str, Any], dataset: str, model: str):
+    """PNG bytes of one forecast of `model` against the truth on held-out data (seed 0).
+
+    The data are rebuilt as `compare` built them (a fresh trajectory of a system, the held-out
+    end of a file); `None` when the model folder or the dataset is not available.
+    """
+    spec = next((d for d in config.get("datasets", []) if d.get("name") == dataset), None)
+    folder = run_dir / MODELS_FOLDER / dataset / f"{model}-seed0"
+    if spec is None or not (folder / "model.json").exists():
+        return None
+    try:
+        sidecar = read_sidecar(folder)
+        context = int(sidecar["training"]["context"])
+        if spec["kind"] == "system":
+            series, _ = load_data(system=spec["ref"], seed=0, fresh=True)
+        else:
+            series, _ = load_data(data=spec["ref"])
+            series = series.slice(max(0, sidecar["data"]["train_rows"] - context), None)
+        lam, dt = sidecar.get("lyapunov_exponent"), series.dt or 1.0
+        horizon = math.ceil(5 / (lam * dt)) if lam else 200
+        horizon = max(1, min(horizon, len(series) - context))
+        uses_exog = bool(sidecar.get("exog_variables"))
+        part = series.slice(0, context + horizon) if uses_exog else series.slice(0, context)
+        forecast, _ = forecast_model(folder, part, horizon)
+        truth = series.slice(context, context + horizon)
+        figure = plot_forecast(
+            series.slice(0, context), forecast, truth, title=f"{model} on {dataset}"
+        )
+    except DiffdynError:
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -249,13 +289,17 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         atomic_write(figures / name, lambda f, png=png: f.write(png))
         md += [f"## {dataset}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         md += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in cells]
-        md += [
-            "",
-            f"![NRMSE against lead time on {dataset}]({FIGURES_FOLDER}/{name})",
-            "",
-            f"**Recommendation.** {advice}",
-            "",
-        ]
+        md += ["", f"![NRMSE against lead time on {dataset}]({FIGURES_FOLDER}/{name})", ""]
+        forecasts = []
+        for row in [r for r in rows if r.get("status") == "ok"][:2]:  # the two best models
+            fpng = _forecast_figure(run_dir, config, dataset, row["model"])
+            if fpng is None:
+                continue
+            fname = f"forecast-{_safe(dataset)}-{_safe(row['model'])}.png"
+            atomic_write(figures / fname, lambda f, fpng=fpng: f.write(fpng))
+            forecasts.append((row["model"], fpng))
+            md += [f"![{row['model']} forecast on {dataset}]({FIGURES_FOLDER}/{fname})", ""]
+        md += [f"**Recommendation.** {advice}", ""]
         table = "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
         table += "</tr></thead><tbody>"
         for row in cells:
@@ -267,8 +311,14 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
             table,
             f'<img alt="NRMSE against lead time on {html.escape(dataset)}" '
             f'src="data:image/png;base64,{data}">',
-            f"<p><strong>Recommendation.</strong> {html.escape(advice)}</p>",
         ]
+        for model_name, fpng in forecasts:
+            encoded = base64.b64encode(fpng).decode("ascii")
+            body.append(
+                f'<img alt="{html.escape(model_name)} forecast on {html.escape(dataset)}" '
+                f'src="data:image/png;base64,{encoded}">'
+            )
+        body.append(f"<p><strong>Recommendation.</strong> {html.escape(advice)}</p>")
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>diffdyn compare report</title><style>"
