@@ -1,5 +1,6 @@
 """Forecasting models: the contract, the registry and the model families."""
 
+from .attention_seq2seq import AttentionEncoderDecoder as AttentionEncoderDecoder
 from .base import AbstractForecaster as AbstractForecaster
 from .encoder_decoder import EncoderDecoder as EncoderDecoder
 from .esn import ESN as ESN

@@ -16,3 +16,4 @@ from . import esn  # noqa: E402, F401, I001
 from . import rnn  # noqa: E402, F401, I001
 from . import encoder_decoder  # noqa: E402, F401, I001
 from . import tdnn  # noqa: E402, F401, I001
+from . import attention_seq2seq  # noqa: E402, F401, I001

@@ -8,3 +8,18 @@ from .recurrent import (
     run_sequence as run_sequence,
 )
 from .ridge import ridge_regression as ridge_regression
+from .attention import (
+    SCORES as SCORES,
+    AbstractScore as AbstractScore,
+    AdditiveScore as AdditiveScore,
+    CosineScore as CosineScore,
+    DotScore as DotScore,
+    GeneralScore as GeneralScore,
+    LearnedPositionalEncoding as LearnedPositionalEncoding,
+    MultiHeadSelfAttention as MultiHeadSelfAttention,
+    ScaledDotScore as ScaledDotScore,
+    attend as attend,
+    make_score as make_score,
+    masked_softmax as masked_softmax,
+    sinusoidal_encoding as sinusoidal_encoding,
+)

@@ -1,0 +1,151 @@
+"""Encoder–decoder with attention: a bidirectional RNN encoder and an attention decoder.
+
+Tutorial (Hernández & Amigó) eqs. (6)–(10), after Bahdanau, Cho & Bengio (2015):
+
+- the encoder reads the context forwards and backwards; the annotation of step j is
+  h_j = [→h_j ; ←h_j] (eq. 6), so it summarises the inputs around j from both sides;
+- the decoder state follows s_i = f(s_{i-1}, ŷ_{i-1}, c_i) (eq. 7) from
+  s_0 = tanh(W_s ←h_1) (Bahdanau et al., appendix A);
+- the context vector of output step i is c_i = Σ_j α_ij h_j (eq. 8), with the alignment
+  α_ij = softmax_j(e_ij) (eq. 9) and the score e_ij = score(s_{i-1}, h_j) — additive (eq. 10),
+  dot, general, scaled-dot or cosine (eq. 11), see `diffdyn.nn.attention`;
+- the readout predicts the increment from the state and the context,
+  ŷ_i = ŷ_{i-1} + V [s_i ; c_i] + b.
+
+Unlike the plain encoder–decoder (`models.encoder_decoder`), nothing has to squeeze the whole
+context into one vector: every output step looks back at every input step, and the alignment
+α (returned as `aux["attention"]`, `[horizon, context]`) shows where it looked.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..nn import AbstractRecurrentCell, AbstractScore, make_score, masked_softmax, run_sequence
+from .base import AbstractForecaster
+from .inputs import check_inputs, step_exog
+from .registry import ModelSpec, register_model
+from .rnn import make_cell
+
+
+class AttentionEncoderDecoder(AbstractForecaster):
+    """Bidirectional RNN encoder + attention decoder, rolled out closed loop.
+
+    The decoder's state has the annotations' width, 2 × `hidden`, so that every score (the
+    dot and cosine scores compare vectors of equal width) applies.
+
+    **Arguments:**
+
+    - `dim`, `exog_dim`: number of state variables and of exogenous inputs.
+    - `key`: PRNG key for the initial weights.
+    - `cell`: `"gru"`, `"lstm"` or `"rnn"` (encoder and decoder alike).
+    - `hidden`: width of each encoder direction (annotations and decoder: 2 × `hidden`).
+    - `score`: `"additive"`, `"dot"`, `"general"`, `"scaled-dot"` or `"cosine"`.
+    - `attention`: width of the additive score's hidden layer (0: 2 × `hidden`).
+
+    **Returns** `(forecast [horizon, dim], {"attention": [horizon, context]})`; row i of the
+    alignment is the weight each context step gets when forecasting step i (rows sum to 1).
+
+    **Example:**
+
+    ```python
+    import jax, jax.numpy as jnp
+    from diffdyn.models import AttentionEncoderDecoder
+
+    model = AttentionEncoderDecoder(3, key=jax.random.key(0), hidden=8, score="general")
+    forecast, aux = model(jnp.zeros((20, 3)), horizon=10)
+    forecast.shape, aux["attention"].shape  # (10, 3), (10, 20)
+    ```
+    """
+
+    name: ClassVar[str] = "seq2seq-attention"
+    has_attention: ClassVar[bool] = True
+    forward: AbstractRecurrentCell
+    backward: AbstractRecurrentCell
+    decoder: AbstractRecurrentCell
+    init_weight: Float[Array, "decoder hidden"]
+    init_bias: Float[Array, " decoder"]
+    score: AbstractScore
+    readout: eqx.nn.Linear
+    cell: str = eqx.field(static=True)
+    dim: int = eqx.field(static=True)
+    exog_dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        exog_dim: int = 0,
+        *,
+        key,
+        cell: str = "gru",
+        hidden: int = 32,
+        score: str = "additive",
+        attention: int = 0,
+    ):
+        k_fw, k_bw, k_dec, k_init, k_score, k_out = jax.random.split(key, 6)
+        n_in = dim + 2 * exog_dim
+        width = 2 * hidden
+        self.score = make_score(score, width, width, key=k_score, attention_size=attention or None)
+        self.forward = make_cell(cell, n_in, hidden, key=k_fw)
+        self.backward = make_cell(cell, n_in, hidden, key=k_bw)
+        self.decoder = make_cell(cell, n_in + width, width, key=k_dec)
+        bound = 1 / hidden**0.5
+        self.init_weight = jax.random.uniform(k_init, (width, hidden), minval=-bound, maxval=bound)
+        self.init_bias = jnp.zeros(width)
+        self.readout = eqx.nn.Linear(2 * width, dim, key=k_out)
+        self.cell = cell
+        self.dim = dim
+        self.exog_dim = exog_dim
+
+    def encode(self, inputs: Float[Array, "context input"]) -> Float[Array, "context annotation"]:
+        """Annotations h_j = [→h_j ; ←h_j] of every context step (eq. 6)."""
+        forwards, _ = run_sequence(self.forward, inputs)
+        backwards, _ = run_sequence(self.backward, inputs[::-1])
+        return jnp.concatenate([forwards, backwards[::-1]], axis=1)
+
+    def _initial_state(self, annotations):
+        # s_0 = tanh(W_s ←h_1): the backward direction's summary of the whole context.
+        first = jnp.tanh(self.init_weight @ annotations[0, annotations.shape[1] // 2 :])
+        first = first + self.init_bias
+        state = self.decoder.initial_state()
+        if isinstance(state, tuple):  # LSTM: (h, c)
+            return (first, *state[1:])
+        return first
+
+    def __call__(self, context, exog=None, *, horizon, key=None):
+        exog = check_inputs(context, exog, horizon, dim=self.dim, exog_dim=self.exog_dim)
+        inputs_exog = step_exog(exog)  # row t: u_t ⊕ u_{t+1}
+        n_context = context.shape[0]
+
+        annotations = self.encode(jnp.concatenate([context, inputs_exog[:n_context]], axis=1))
+        prepared = self.score.prepare(annotations)  # key-side work, once
+
+        def step(carry, exog_i):
+            state, y = carry
+            weights = masked_softmax(self.score(self.decoder.hidden(state), prepared))  # eq. 9
+            summary = weights @ annotations  # eq. 8
+            state = self.decoder(state, jnp.concatenate([y, exog_i, summary]))  # eq. 7
+            y = y + self.readout(jnp.concatenate([self.decoder.hidden(state), summary]))
+            return (state, y), (y, weights)
+
+        start = (self._initial_state(annotations), context[-1])
+        _, (forecast, weights) = jax.lax.scan(
+            step, start, inputs_exog[n_context - 1 :], length=horizon
+        )
+        return forecast, {"attention": weights}
+
+
+register_model(
+    ModelSpec(
+        "seq2seq-attention",
+        AttentionEncoderDecoder,
+        {"cell": "gru", "hidden": 32, "score": "additive", "attention": 0},
+        "bidirectional RNN encoder + attention decoder (Bahdanau; tutorial eqs. 6–10)",
+        training={"context": 32, "horizon": 20, "strategy": "curriculum", "learning_rate": 2e-3},
+    )
+)
