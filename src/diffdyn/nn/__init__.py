@@ -1,13 +1,5 @@
 """Differentiable building blocks, each on one unbatched example (batch with `jax.vmap`)."""
 
-from .recurrent import (
-    AbstractRecurrentCell as AbstractRecurrentCell,
-    ElmanCell as ElmanCell,
-    GRUCell as GRUCell,
-    LSTMCell as LSTMCell,
-    run_sequence as run_sequence,
-)
-from .ridge import ridge_regression as ridge_regression
 from .attention import (
     SCORES as SCORES,
     AbstractScore as AbstractScore,
@@ -23,3 +15,11 @@ from .attention import (
     masked_softmax as masked_softmax,
     sinusoidal_encoding as sinusoidal_encoding,
 )
+from .recurrent import (
+    AbstractRecurrentCell as AbstractRecurrentCell,
+    ElmanCell as ElmanCell,
+    GRUCell as GRUCell,
+    LSTMCell as LSTMCell,
+    run_sequence as run_sequence,
+)
+from .ridge import ridge_regression as ridge_regression
