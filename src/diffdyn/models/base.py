@@ -29,10 +29,14 @@ class AbstractForecaster(eqx.Module):
     - `name`: registry name.
     - `fit_kind`: `"gradient"` (trained by `train.fit`), `"closed_form"` (implements
       `fit_closed_form`) or `"none"` (nothing to fit, e.g. persistence).
+    - `has_attention`: whether `aux` holds an alignment `aux["attention"]` `[horizon, context]`
+      (rows sum to 1; DA-RNN adds `aux["input_attention"]` `[context, n]`), drawn by
+      `diffdyn explain`.
     """
 
     name: ClassVar[str] = ""
     fit_kind: ClassVar[str] = "gradient"
+    has_attention: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(
