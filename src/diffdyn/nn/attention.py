@@ -106,10 +106,10 @@ class AdditiveScore(AbstractScore):
         self.vector = _glorot(kv, (attention_size,), fan=(attention_size, 1))
 
     def prepare(self, keys):
-        return keys @ self.key_weight.T + self.bias
+        return keys @ self.key_weight.T + self.bias[None, :]
 
     def __call__(self, query, prepared):
-        return jnp.tanh(prepared + self.query_weight @ query) @ self.vector
+        return jnp.tanh(prepared + (self.query_weight @ query)[None, :]) @ self.vector
 
 
 class DotScore(AbstractScore):
@@ -294,7 +294,7 @@ class MultiHeadSelfAttention(eqx.Module):
     ) -> tuple[Float[Array, "time width"], Float[Array, "heads time time"]]:
         length, width = x.shape
         size = width // self.heads
-        q, k, v = jnp.split(x @ self.qkv.T + self.qkv_bias, 3, axis=-1)
+        q, k, v = jnp.split(x @ self.qkv.T + self.qkv_bias[None, :], 3, axis=-1)
         q, k, v = (a.reshape(length, self.heads, size).transpose(1, 0, 2) for a in (q, k, v))
         scores = q @ k.transpose(0, 2, 1) / math.sqrt(size)  # [heads, T, T]
         if self.causal:
@@ -302,7 +302,7 @@ class MultiHeadSelfAttention(eqx.Module):
             mask = causal if mask is None else (mask & causal)
         weights = masked_softmax(scores, mask)
         out = (weights @ v).transpose(1, 0, 2).reshape(length, width)
-        return out @ self.output.T + self.output_bias, weights
+        return out @ self.output.T + self.output_bias[None, :], weights
 
 
 def _divisors(n: int) -> list[int]:
