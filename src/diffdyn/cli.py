@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import jax
+import numpy as np
 import typer
 from rich import box
 from rich.console import Console
@@ -25,13 +26,24 @@ from . import __version__
 from .data.io import check_series_path, write_series
 from .errors import DiffdynError
 from .files import check_output_path
-from .plot import check_figure_path, format_parameters, plot_forecast, plot_series
+from .plot import (
+    check_figure_path,
+    format_parameters,
+    plot_attention,
+    plot_forecast,
+    plot_series,
+)
 from .systems import SYSTEMS, get_system, parse_assignments, simulate, system_class
 from .systems.base import AbstractSystem
 from .train import evaluate_model, forecast_model, load_data, train_model
 from .train.checkpoint import read_sidecar, write_json
 from .train.config import TrainConfig
-from .train.pipeline import check_train_request, load_forecast_data
+from .train.pipeline import (
+    check_explain_request,
+    check_train_request,
+    explain_model,
+    load_forecast_data,
+)
 
 try:  # Typer >= 0.26 vendors Click
     from typer._click.exceptions import ClickException, UsageError
@@ -776,6 +788,120 @@ def forecast_command(
     if plot is not None:
         text += f", plot {plot}" + (" (truth dashed)" if truth is not None else "")
     _console().print(text, soft_wrap=True, markup=False)
+
+
+# -- diffdyn explain -------------------------------------------------------------------------
+@app.command(
+    "explain",
+    epilog="Example: diffdyn explain runs/lorenz63-seq2seq-attention --system lorenz63 "
+    "-o attention.png",
+)
+def explain_command(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A model folder written by `diffdyn train` (attention model).")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Where to draw the alignment (.png, .pdf, .svg)."),
+    ],
+    data: DataOption = None,
+    system: SystemOption = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(min=1, help="Forecast steps to explain (default: the training horizon)."),
+    ] = None,
+    start: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Where the context window starts in the evaluation data (samples)."
+        ),
+    ] = 0,
+    as_json: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the weights and the summary as JSON."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed of the fresh simulation.")] = 0,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=2, help="Samples to simulate (--system; default: the system's)."),
+    ] = None,
+    system_param: SystemParamOption = None,
+) -> None:
+    """Draw where an attention model looks: its alignment of forecast steps with context steps.
+
+    One context window of the evaluation data (a fresh trajectory with --system, the held-out
+    end of the training file) is forecast once; the figure shows the weight each forecast step
+    gives each context step (tutorial Fig. 5) and, for DA-RNN, the mean input-attention
+    weight of each driving series.
+    """
+    check_figure_path(output, force=force)
+    if as_json is not None:
+        check_output_path(as_json, force=force, suffixes=[".json"])
+    check_explain_request(model_dir)
+    with Console(stderr=True).status("explaining …"):
+        series, source = load_data(
+            data=None if data is None else str(data),
+            system=system,
+            params=parse_assignments(system_param or []),
+            steps=steps,
+            seed=seed,
+            fresh=True,
+        )
+        result = explain_model(model_dir, series, source, horizon=horizon, start=start)
+        where = _source_text(result["data"], len(series))
+        plot_attention(
+            np.asarray(result["attention"]),
+            output,
+            input_attention=result["input_attention"],
+            variable_names=result["driving_series"],
+            title=f"{result['model']} attention on "
+            f"{source.get('system') or Path(source.get('path', '')).name}, "
+            f"context from sample {result['first_sample']}",
+            force=force,
+        )
+        if as_json is not None:
+            write_json(as_json, result)
+    console = _console()
+    if result["held_out_end_of_training_file"]:
+        where += ", its held-out end"
+    first, context, horizon = result["first_sample"], result["context"], result["horizon"]
+    console.print(
+        f"{result['model']} on {where}: context {context} (samples {first}–{first + context - 1}"
+        f"), horizon {horizon} (samples {first + context}–{first + context + horizon - 1}); "
+        "lag 1 is the most recent observation",
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print(_attention_table(result))
+    written = f"alignment drawn to {output}"
+    if as_json is not None:
+        written += f", weights written to {as_json}"
+    console.print(written, soft_wrap=True, markup=False)
+
+
+EXPLAIN_ROWS = 5  # forecast steps, lags and driving series listed in the summary
+
+
+def _attention_table(result: dict[str, Any]) -> Table:
+    rows = [
+        (f"forecast step {k}", f"lag {p['lag']} gets most weight ({p['weight']:.3g})")
+        for k, p in enumerate(result["peaks"][:EXPLAIN_ROWS], 1)
+    ]
+    per_lag = result["mean_attention_per_lag"]
+    top = sorted(range(len(per_lag)), key=lambda i: -per_lag[i])[:EXPLAIN_ROWS]
+    rows.append(("mean weight per lag", ", ".join(f"lag {i + 1}: {per_lag[i]:.3g}" for i in top)))
+    if result["mean_input_attention"] is not None:
+        shares = sorted(
+            zip(result["driving_series"], result["mean_input_attention"]), key=lambda x: -x[1]
+        )
+        rows.append(
+            (
+                "input attention",
+                ", ".join(f"{name}: {w:.3g}" for name, w in shares[:EXPLAIN_ROWS]),
+            )
+        )
+    return _key_value_table(rows)
 
 
 # -- diffdyn compare / results ---------------------------------------------------------------

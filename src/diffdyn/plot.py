@@ -1,5 +1,5 @@
-"""Figures of a `Series` (a 3-D attractor, stacked time series, a space–time image), and of a
-forecast beside its history and truth.
+"""Figures of a `Series` (a 3-D attractor, stacked time series, a space–time image), of a
+forecast beside its history and truth, and of an attention model's alignment matrix.
 
 Figures are built on `matplotlib.figure.Figure` with the Agg canvas, never through `pyplot`, so
 plotting leaves no global state behind (no open-figure registry, no backend switch) and works
@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .data import Series
 from .errors import DataError
@@ -211,6 +212,124 @@ def plot_forecast(
     if path is not None:
         save_figure(figure, path, force=force)
     return figure
+
+
+def plot_attention(
+    weights: np.ndarray,
+    path: str | os.PathLike | None = None,
+    *,
+    input_attention: np.ndarray | None = None,
+    variable_names: list[str] | tuple[str, ...] | None = None,
+    title: str | None = None,
+    force: bool = False,
+) -> Figure:
+    """Draw an attention model's alignment matrix: forecast step × context step.
+
+    Tutorial Fig. 5 (after Bahdanau et al. 2015, Fig. 3) for time series: row `k` is forecast
+    step `k` (from the top), column `i` the context sample `C - i` steps before the forecast
+    start (the right edge, −1, is the most recent observation); the colour is the alignment
+    weight α_ki (tutorial eq. 9), from 0 to the largest weight. With `input_attention`
+    (DA-RNN, Qin et al. 2017, eq. 8), a second panel shows the mean input-attention weight of
+    each driving series over the encoder steps.
+
+    **Arguments:**
+
+    - `weights`: `[horizon, context]` alignment weights, each row summing to 1.
+    - `path`: where to save the figure (format from the suffix); `None` only returns it.
+    - `input_attention`: `[context, n]` input-attention weights of the `n` driving series
+      (state variables, then exogenous inputs), or `None`.
+    - `variable_names`: the `n` names of the driving series (default `series 1 … n`).
+    - `title`: the figure title (default: "attention").
+    - `force`: replace an existing file at `path`.
+
+    **Returns:** the `matplotlib.figure.Figure`.
+
+    **Example:**
+
+    ```python
+    import numpy as np
+    from diffdyn.plot import plot_attention
+
+    scores = np.random.default_rng(0).normal(size=(20, 50))
+    weights = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    plot_attention(weights, "attention.png")
+    ```
+    """
+    weights = np.asarray(weights, float)
+    if weights.ndim != 2 or 0 in weights.shape:
+        raise DataError(
+            f"plot_attention draws a [horizon, context] alignment matrix; got shape "
+            f"{weights.shape}."
+        )
+    if not np.all(np.isfinite(weights)):
+        raise DataError("the alignment weights contain NaN or infinite values.")
+    names: list[str] = []
+    if input_attention is not None:
+        input_attention = np.asarray(input_attention, float)
+        if input_attention.ndim != 2 or not np.all(np.isfinite(input_attention)):
+            raise DataError(
+                "input_attention must be a finite [context, n] matrix; got shape "
+                f"{input_attention.shape}."
+            )
+        n = input_attention.shape[1]
+        names = list(variable_names or [f"series {j + 1}" for j in range(n)])
+        if len(names) != n:
+            raise DataError(
+                f"input_attention weighs {n} driving series but {len(names)} names were given."
+            )
+    if path is not None:
+        check_figure_path(path, force=force)
+    horizon, context = weights.shape
+    height = 3.0 + 3.0 * min(horizon, 100) / 100
+    if input_attention is None:
+        figure = _new_figure(8.0, height)
+        heat = figure.add_subplot()
+    else:
+        figure = _new_figure(12.0, max(height, 1.6 + 0.16 * len(names)))
+        heat, bars = figure.subplots(1, 2, width_ratios=[3, 1])
+        _input_attention_bars(bars, input_attention, names)
+    # Cells centred on -C … -1 (context) and 1 … H (forecast step, step 1 at the top).
+    image = heat.imshow(
+        weights,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="viridis",
+        vmin=0.0,
+        vmax=max(float(weights.max()), 1e-12),
+        extent=(-context - 0.5, -0.5, horizon + 0.5, 0.5),
+    )
+    heat.set_xticks(_integer_ticks(-context, -1, always=-1))  # −1: the most recent sample
+    heat.set_yticks(_integer_ticks(1, horizon, always=1))
+    heat.set_xlabel("input (context) step, samples before the forecast  (−1 = most recent)")
+    heat.set_ylabel("output (forecast) step")
+    colourbar = figure.colorbar(image, ax=heat)
+    colourbar.set_label("attention weight α")
+    figure.suptitle("attention" if title is None else title)
+    if path is not None:
+        save_figure(figure, path, force=force)
+    return figure
+
+
+def _integer_ticks(low: int, high: int, always: int) -> list[int]:
+    """About ten integer ticks in `low … high`, always with `always` (an end of the range)."""
+    if low >= high:
+        return [always]
+    ticks = [int(t) for t in MaxNLocator(nbins=10, integer=True).tick_values(low, high)]
+    step = ticks[1] - ticks[0]
+    # A tick crowding `always` gives way to it.
+    ticks = [t for t in ticks if low <= t <= high and abs(t - always) >= 0.6 * step]
+    return sorted([*ticks, always])
+
+
+def _input_attention_bars(ax, input_attention: np.ndarray, names: list[str]) -> None:
+    mean = input_attention.mean(axis=0)
+    rows = np.arange(len(names))
+    ax.barh(rows, mean, color="tab:blue")
+    ax.set_yticks(rows, names, fontsize="small" if len(names) <= 20 else "x-small")
+    ax.invert_yaxis()  # the first series at the top, as listed
+    ax.set_xlim(0, max(float(mean.max()), 1e-12) * 1.1)
+    ax.set_xlabel("mean input-attention weight")
+    ax.set_title("driving series", fontsize="medium")
 
 
 # -- the three figures -----------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The report of a `compare` run: `report.md` and a self-contained `report.html`.
 
 Per dataset: a leaderboard sorted by valid prediction time (VPT), a figure of NRMSE against
-lead time for every model, and a recommendation in plain words drawn only from the measured
-numbers. Figures are PNG files beside the report (linked from the Markdown) and embedded in
-the HTML as base64, so the HTML file can be mailed on its own.
+lead time for every model, forecasts of the two best models, the alignment matrix of the best
+attention model (when one was trained), and a recommendation in plain words drawn only from
+the measured numbers. Figures are PNG files beside the report (linked from the Markdown) and
+embedded in the HTML as base64, so the HTML file can be mailed on its own.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from matplotlib.figure import Figure
 
 from ..errors import DiffdynError
 from ..files import atomic_write
-from ..plot import plot_forecast
+from ..plot import plot_attention, plot_forecast
 from ..train.checkpoint import read_sidecar
-from ..train.pipeline import forecast_model, load_data
+from ..train.pipeline import attention_models, explain_model, forecast_model, load_data
 from .compare import MODELS_FOLDER, pooled_vpt
 from .store import STORE_FILE, ResultsStore
 
@@ -199,9 +200,22 @@ def _curve_figure(dataset: str, rows: list[dict[str, Any]], threshold: float | N
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, ncol=2)
+    return _png(figure)
+
+
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
+
+
+def _test_data(run_dir: Path, config: dict[str, Any], dataset: str, model: str):
+    """The seed-0 model folder and the dataset's spec, or `None` when either is missing."""
+    spec = next((d for d in config.get("datasets", []) if d.get("name") == dataset), None)
+    folder = run_dir / MODELS_FOLDER / dataset / f"{model}-seed0"
+    if spec is None or not (folder / "model.json").exists():
+        return None
+    return folder, spec
 
 
 def _forecast_figure(run_dir: Path, config: dict[str, Any], dataset: str, model: str):
@@ -210,10 +224,10 @@ def _forecast_figure(run_dir: Path, config: dict[str, Any], dataset: str, model:
     The data are rebuilt as `compare` built them (a fresh trajectory of a system, the held-out
     end of a file); `None` when the model folder or the dataset is not available.
     """
-    spec = next((d for d in config.get("datasets", []) if d.get("name") == dataset), None)
-    folder = run_dir / MODELS_FOLDER / dataset / f"{model}-seed0"
-    if spec is None or not (folder / "model.json").exists():
+    found = _test_data(run_dir, config, dataset, model)
+    if found is None:
         return None
+    folder, spec = found
     try:
         sidecar = read_sidecar(folder)
         context = int(sidecar["training"]["context"])
@@ -234,9 +248,43 @@ def _forecast_figure(run_dir: Path, config: dict[str, Any], dataset: str, model:
         )
     except DiffdynError:
         return None
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
+    return _png(figure)
+
+
+def _attention_figure(run_dir: Path, config: dict[str, Any], dataset: str, model: str):
+    """PNG bytes of `model`'s alignment on the first test window (seed 0), and a caption.
+
+    The test data are rebuilt as `compare` built them; `explain_model` takes the first window
+    of a fresh trajectory, or of a file's held-out end. `None` when unavailable.
+    """
+    found = _test_data(run_dir, config, dataset, model)
+    if found is None:
+        return None
+    folder, spec = found
+    try:
+        if spec["kind"] == "system":
+            series, source = load_data(system=spec["ref"], seed=0, fresh=True)
+        else:
+            series, source = load_data(data=spec["ref"])
+        result = explain_model(folder, series, source)
+        figure = plot_attention(
+            np.asarray(result["attention"]),
+            input_attention=result["input_attention"],
+            variable_names=result["driving_series"],
+            title=f"{model} attention on {dataset}, first test window",
+        )
+    except DiffdynError:
+        return None
+    peak = result["peaks"][0]
+    per_lag = result["mean_attention_per_lag"]
+    caption = (
+        f"Where {model} looks on the first test window of {dataset} (context "
+        f"{result['context']}, horizon {result['horizon']}): its first forecast step puts "
+        f"{peak['weight']:.3g} of its weight on lag {peak['lag']} (1 = the most recent "
+        f"observation); over all steps, lag {int(np.argmax(per_lag)) + 1} gets the most "
+        f"({max(per_lag):.3g})."
+    )
+    return _png(figure), caption
 
 
 def _safe(name: str) -> str:
@@ -281,6 +329,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     if not boards:
         md.append("No finished cells yet.")
         body.append("<p>No finished cells yet.</p>")
+    having = set(attention_models())
     for dataset, rows in boards.items():
         head, cells = table_rows(rows)
         advice = recommendation(dataset, rows)
@@ -291,7 +340,8 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         md += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in cells]
         md += ["", f"![NRMSE against lead time on {dataset}]({FIGURES_FOLDER}/{name})", ""]
         forecasts = []
-        for row in [r for r in rows if r.get("status") == "ok"][:2]:  # the two best models
+        ok_rows = [r for r in rows if r.get("status") == "ok"]
+        for row in ok_rows[:2]:  # the two best models
             fpng = _forecast_figure(run_dir, config, dataset, row["model"])
             if fpng is None:
                 continue
@@ -299,6 +349,21 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
             atomic_write(figures / fname, lambda f, fpng=fpng: f.write(fpng))
             forecasts.append((row["model"], fpng))
             md += [f"![{row['model']} forecast on {dataset}]({FIGURES_FOLDER}/{fname})", ""]
+        # The best-ranked model with attention: where it looks, on one test window.
+        best = next((r for r in ok_rows if r["model"] in having), None)
+        attention = None
+        if best is not None:
+            attention = _attention_figure(run_dir, config, dataset, best["model"])
+        if best is not None and attention is not None:
+            apng, caption = attention
+            aname = f"attention-{_safe(dataset)}-{_safe(best['model'])}.png"
+            atomic_write(figures / aname, lambda f, apng=apng: f.write(apng))
+            md += [
+                f"![{best['model']} attention on {dataset}]({FIGURES_FOLDER}/{aname})",
+                "",
+                caption,
+                "",
+            ]
         md += [f"**Recommendation.** {advice}", ""]
         table = "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
         table += "</tr></thead><tbody>"
@@ -318,6 +383,13 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
                 f'<img alt="{html.escape(model_name)} forecast on {html.escape(dataset)}" '
                 f'src="data:image/png;base64,{encoded}">'
             )
+        if best is not None and attention is not None:
+            encoded = base64.b64encode(attention[0]).decode("ascii")
+            body += [
+                f'<img alt="{html.escape(best["model"])} attention on {html.escape(dataset)}" '
+                f'src="data:image/png;base64,{encoded}">',
+                f"<p>{html.escape(attention[1])}</p>",
+            ]
         body.append(f"<p><strong>Recommendation.</strong> {html.escape(advice)}</p>")
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

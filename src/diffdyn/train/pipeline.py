@@ -24,7 +24,7 @@ from ..data.series import Series
 from ..errors import DataError, DiffdynError
 from ..metrics import nrmse, smape, valid_prediction_time
 from ..models.base import AbstractForecaster
-from ..models.registry import build_model, model_spec, resolve_hyperparameters
+from ..models.registry import MODELS, build_model, model_spec, resolve_hyperparameters
 from ..systems.registry import get_system, system_class
 from ..systems.simulate import simulate
 from . import checkpoint
@@ -439,3 +439,131 @@ def forecast_model(folder: str | Path, series: Series, steps: int) -> tuple[Seri
     out = Series(forecast, future, part.variables, dt=dt, metadata=meta)
     truth = part.slice(end, None) if uses_exog else None
     return out, truth
+
+
+def attention_models() -> list[str]:
+    """The registered models whose forecasts come with an alignment matrix (`has_attention`)."""
+    model_spec("persistence")  # loads the built-in registry
+    return sorted(name for name, spec in MODELS.items() if spec.cls.has_attention)
+
+
+def check_explain_request(folder: str | Path) -> dict[str, Any]:
+    """Check, before any data are loaded, that `folder` holds a model with attention.
+
+    Returns the sidecar; raises `CheckpointError` for a missing or unfinished model folder and
+    `DiffdynError` (naming the models that have attention) for a model without it.
+    """
+    sidecar = checkpoint.read_sidecar(folder)
+    if not model_spec(sidecar["model"]).cls.has_attention:
+        having = ", ".join(attention_models()) or "none is registered"
+        raise DiffdynError(
+            f"model {sidecar['model']} has no attention, so there is no alignment to draw; "
+            f"train a model that has it ({having})."
+        )
+    return sidecar
+
+
+def explain_model(
+    folder: str | Path,
+    series: Series,
+    source: dict[str, Any],
+    *,
+    horizon: int | None = None,
+    start: int | None = None,
+) -> dict[str, Any]:
+    """Run a saved attention model on one context window and return its alignment.
+
+    The window is taken from the evaluation data as `evaluate_model` takes them (the held-out
+    end of the training file, any other series whole); `start` counts samples from the start
+    of that part (default 0, its first window) and `horizon` defaults to the training horizon.
+
+    **Returns** a dict with `model`, `data`, `held_out_end_of_training_file`, `start`,
+    `first_sample` (the window's first sample in `series`), `context`, `horizon`, `attention`
+    (`[horizon, context]` nested lists: row = forecast step, column = context step, the last
+    column the most recent observation; a sliding-window model may give fewer columns, its
+    newest inputs), `input_attention` (`[context, n]` or `None`),
+    `driving_series` (the `n` names: variables, then exogenous inputs), `peaks` (per forecast
+    step: the `lag` with most weight, 1 = most recent, and that `weight`),
+    `mean_attention_per_lag` (lag 1 first) and `mean_input_attention` (per driving series, or
+    `None`).
+
+    **Example:**
+
+    ```python
+    from diffdyn.train import load_data
+    from diffdyn.train.pipeline import explain_model
+
+    series, source = load_data(system="lorenz63", fresh=True)
+    result = explain_model("runs/lorenz63-seq2seq-attention", series, source)
+    ```
+    """
+    sidecar = check_explain_request(folder)
+    training = sidecar["training"]
+    context = int(training["context"])
+    horizon = int(training["horizon"]) if horizon is None else horizon
+    start = 0 if start is None else start
+    if horizon < 1:
+        raise DiffdynError(f"--horizon must be at least 1; got {horizon}.")
+    if start < 0:
+        raise DiffdynError(f"--start must be 0 or more; got {start}.")
+    part, held_out = _held_out(_schema_part(series, sidecar), source, sidecar, context)
+    last = len(part) - context - horizon
+    if start > last:
+        where = "its held-out end has" if held_out else "they have"
+        raise DataError(
+            f"the data are too short for a window at --start {start} with context {context} and "
+            f"horizon {horizon}: {where} {len(part)} samples, so --start can be at most "
+            f"{max(last, 0)} and --horizon at most {max(len(part) - context - start, 0)}."
+        )
+    model, _ = checkpoint.load_model(folder)
+    scaler = Scaler.from_dict(sidecar["scaler"])
+    window = np.asarray(scaler.transform(np.asarray(part.values)[start : start + context]))
+    exog = None
+    if part.exog is not None:
+        exog = jnp.asarray(np.asarray(part.exog)[start : start + context + horizon])
+    _, aux = _run_once(model, jnp.asarray(window), exog, horizon)
+    names = [*sidecar["variables"], *sidecar.get("exog_variables", [])]
+    attention = np.asarray(aux.get("attention", np.zeros(0)), float)
+    # A sliding-window model (the Transformer) may attend over its newest W <= C inputs.
+    if (
+        attention.ndim != 2
+        or attention.shape[0] != horizon
+        or not (1 <= attention.shape[1] <= context)
+    ):
+        raise DiffdynError(
+            f"model {sidecar['model']} returned attention of shape {attention.shape}, not "
+            f"[horizon, context] = ({horizon}, {context}); the model breaks the aux contract."
+        )
+    inputs_seen = attention.shape[1]
+    inputs = aux.get("input_attention")
+    if inputs is not None:
+        inputs = np.asarray(inputs, float)
+        if inputs.shape != (context, len(names)):
+            raise DiffdynError(
+                f"model {sidecar['model']} returned input attention of shape {inputs.shape}, "
+                f"not [context, driving series] = ({context}, {len(names)})."
+            )
+    peak = attention.argmax(axis=1)
+    return {
+        "model": sidecar["model"],
+        "data": source,
+        "held_out_end_of_training_file": held_out,
+        "start": start,
+        "first_sample": len(series) - len(part) + start,
+        "context": context,
+        "horizon": horizon,
+        "attention": attention.tolist(),
+        "input_attention": None if inputs is None else inputs.tolist(),
+        "driving_series": names,
+        "peaks": [
+            {"lag": int(inputs_seen - i), "weight": float(attention[k, i])}
+            for k, i in enumerate(peak)
+        ],
+        "mean_attention_per_lag": attention.mean(axis=0)[::-1].tolist(),
+        "mean_input_attention": None if inputs is None else inputs.mean(axis=0).tolist(),
+    }
+
+
+@eqx.filter_jit
+def _run_once(model, context, exog, horizon):
+    return model(context, exog, horizon=horizon)
