@@ -16,3 +16,4 @@ from .registry import (
 )
 from .rnn import RecurrentForecaster as RecurrentForecaster
 from .tdnn import TimeDelayNetwork as TimeDelayNetwork
+from .transformer import SelfAttentionForecaster as SelfAttentionForecaster

@@ -17,3 +17,4 @@ from . import rnn  # noqa: E402, F401, I001
 from . import encoder_decoder  # noqa: E402, F401, I001
 from . import tdnn  # noqa: E402, F401, I001
 from . import attention_seq2seq  # noqa: E402, F401, I001
+from . import transformer  # noqa: E402, F401, I001

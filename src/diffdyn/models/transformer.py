@@ -105,7 +105,7 @@ class SelfAttentionForecaster(AbstractForecaster):
 
     ```python
     import jax, jax.numpy as jnp
-    from diffdyn.models.transformer import SelfAttentionForecaster
+    from diffdyn.models import SelfAttentionForecaster
 
     model = SelfAttentionForecaster(3, key=jax.random.key(0), width=16, heads=2)
     forecast, aux = model(jnp.zeros((20, 3)), horizon=10)
