@@ -203,3 +203,20 @@ def test_overfits_a_sine_wave_next_step(getkey):
     before = float(eqx.filter_jit(loss)(model))
     after = float(eqx.filter_jit(loss)(train(model)))
     assert after < before / 10, (before, after)
+
+
+def test_training_context_and_model_context_follow_each_other(tmp_path):
+    """`--context N` alone sets DA-RNN's context; `--param context=N` alone sets the training
+    window; both must agree."""
+    from diffdyn.train.pipeline import check_train_request
+
+    hyper, config = check_train_request("darnn", tmp_path / "a", options={"context": 50})
+    assert hyper["context"] == 50 and config.context == 50
+    hyper, config = check_train_request("darnn", tmp_path / "b", hyperparameters={"context": "20"})
+    assert hyper["context"] == 20 and config.context == 20
+    hyper, config = check_train_request("darnn", tmp_path / "c")
+    assert hyper["context"] == config.context == 32
+    with pytest.raises(DiffdynError, match="disagree"):
+        check_train_request(
+            "darnn", tmp_path / "d", hyperparameters={"context": 20}, options={"context": 50}
+        )

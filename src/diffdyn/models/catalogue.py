@@ -18,3 +18,4 @@ from . import encoder_decoder  # noqa: E402, F401, I001
 from . import tdnn  # noqa: E402, F401, I001
 from . import attention_seq2seq  # noqa: E402, F401, I001
 from . import transformer  # noqa: E402, F401, I001
+from . import darnn  # noqa: E402, F401, I001

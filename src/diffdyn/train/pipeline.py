@@ -6,6 +6,7 @@ These are the library functions behind `diffdyn train`, `diffdyn forecast` and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -130,6 +131,16 @@ def check_train_request(
     spec = model_spec(model_name)
     hyper = resolve_hyperparameters(model_name, hyperparameters or {})
     config = TrainConfig.from_options(spec.training, **(options or {}))
+    if "context" in spec.defaults:  # models built for one context length (darnn)
+        if (options or {}).get("context") is None:
+            config = dataclasses.replace(config, context=hyper["context"])
+        elif "context" not in (hyperparameters or {}):
+            hyper["context"] = config.context
+        elif hyper["context"] != config.context:
+            raise DiffdynError(
+                f"--param context={hyper['context']} and --context {config.context} disagree; "
+                "give one of them (this model reads contexts of exactly one length)."
+            )
     checkpoint.check_folder(folder, force=force, resume=resume)
     return hyper, config
 
