@@ -131,3 +131,22 @@ def test_alignment_finds_the_recalled_step(score, getkey):
     model, (error, mass) = train(model, state, getkey())
     assert float(error) < 0.05
     assert float(mass) >= 0.9, f"alignment mass on the recalled step: {float(mass):.3f}"
+
+
+def test_reencode_restarts_the_encoder_on_the_latest_values(getkey):
+    """With reencode=K the forecast is K-step chunks, each decoded from an encoding of the
+    latest `context` values (observed or forecast)."""
+    key = getkey()
+    model = _model(key, exog_dim=1, reencode=5)
+    plain = _model(key, exog_dim=1)  # same weights, never re-encodes
+    context = jax.random.normal(getkey(), (CONTEXT, DIM))
+    exog = jax.random.normal(getkey(), (CONTEXT + 23, 1))
+    forecast, aux = model(context, exog, horizon=23)
+    assert forecast.shape == (23, DIM) and aux["attention"].shape == (23, CONTEXT)
+    first, _ = plain(context, exog[: CONTEXT + 5], horizon=5)
+    np.testing.assert_allclose(forecast[:5], first, rtol=1e-5, atol=1e-6)
+    window = jnp.concatenate([context, forecast[:5]])[-CONTEXT:]
+    second, _ = plain(window, exog[5 : CONTEXT + 10], horizon=5)
+    np.testing.assert_allclose(forecast[5:10], second, rtol=1e-5, atol=1e-5)
+    with pytest.raises(DiffdynError, match="reencode"):
+        _model(getkey(), reencode=-1)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..errors import DiffdynError
 from ..nn import AbstractRecurrentCell, AbstractScore, make_score, masked_softmax, run_sequence
 from .base import AbstractForecaster
 from .inputs import check_inputs, step_exog
@@ -73,6 +74,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
     score: AbstractScore
     readout: eqx.nn.Linear
     cell: str = eqx.field(static=True)
+    reencode: int = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     exog_dim: int = eqx.field(static=True)
 
@@ -86,7 +88,12 @@ class AttentionEncoderDecoder(AbstractForecaster):
         hidden: int = 32,
         score: str = "additive",
         attention: int = 0,
+        reencode: int = 0,
     ):
+        if reencode < 0:
+            raise DiffdynError(
+                f"reencode must be 0 (never) or a positive step count; got {reencode}."
+            )
         k_fw, k_bw, k_dec, k_init, k_score, k_out = jax.random.split(key, 6)
         n_in = dim + 2 * exog_dim
         width = 2 * hidden
@@ -99,6 +106,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
         self.init_bias = jnp.zeros(width)
         self.readout = eqx.nn.Linear(2 * width, dim, key=k_out)
         self.cell = cell
+        self.reencode = reencode
         self.dim = dim
         self.exog_dim = exog_dim
 
@@ -109,20 +117,19 @@ class AttentionEncoderDecoder(AbstractForecaster):
         return jnp.concatenate([forwards, backwards[::-1]], axis=1)
 
     def _initial_state(self, annotations):
-        # s_0 = tanh(W_s ←h_1): the backward direction's summary of the whole context.
-        first = jnp.tanh(self.init_weight @ annotations[0, annotations.shape[1] // 2 :])
-        first = first + self.init_bias
+        # s_0 = tanh(W_s ←h_1 + b): the backward direction's summary of the whole context.
+        backward_first = annotations[0, annotations.shape[1] // 2 :]
+        first = jnp.tanh(self.init_weight @ backward_first + self.init_bias)
         state = self.decoder.initial_state()
         if isinstance(state, tuple):  # LSTM: (h, c)
             return (first, *state[1:])
         return first
 
-    def __call__(self, context, exog=None, *, horizon, key=None):
-        exog = check_inputs(context, exog, horizon, dim=self.dim, exog_dim=self.exog_dim)
-        inputs_exog = step_exog(exog)  # row t: u_t ⊕ u_{t+1}
-        n_context = context.shape[0]
-
-        annotations = self.encode(jnp.concatenate([context, inputs_exog[:n_context]], axis=1))
+    def _decode(self, window, exog_window, steps):
+        """Encode `window` [C, d] (with its step inputs `exog_window` [C + steps - 1, 2m]) and
+        decode `steps` values after it: `(forecast [steps, d], alignment [steps, C])`."""
+        n_context = window.shape[0]
+        annotations = self.encode(jnp.concatenate([window, exog_window[:n_context]], axis=1))
         prepared = self.score.prepare(annotations)  # key-side work, once
 
         def step(carry, exog_i):
@@ -133,10 +140,36 @@ class AttentionEncoderDecoder(AbstractForecaster):
             y = y + self.readout(jnp.concatenate([self.decoder.hidden(state), summary]))
             return (state, y), (y, weights)
 
-        start = (self._initial_state(annotations), context[-1])
+        start = (self._initial_state(annotations), window[-1])
         _, (forecast, weights) = jax.lax.scan(
-            step, start, inputs_exog[n_context - 1 :], length=horizon
+            step, start, exog_window[n_context - 1 :], length=steps
         )
+        return forecast, weights
+
+    def __call__(self, context, exog=None, *, horizon, key=None):
+        exog = check_inputs(context, exog, horizon, dim=self.dim, exog_dim=self.exog_dim)
+        inputs_exog = step_exog(exog)  # row t: u_t ⊕ u_{t+1}
+        n_context = context.shape[0]
+        every = self.reencode if 0 < self.reencode < horizon else horizon
+        if every == horizon:
+            forecast, weights = self._decode(context, inputs_exog, horizon)
+            return forecast, {"attention": weights}
+
+        # Re-encode the latest n_context values (observed or forecast) every `every` steps.
+        chunks = -(-horizon // every)
+        padded = jnp.pad(inputs_exog, ((0, chunks * every - horizon), (0, 0)))
+
+        def chunk(window, index):
+            exog_window = jax.lax.dynamic_slice_in_dim(
+                padded, index * every, n_context + every - 1
+            )
+            forecast, weights = self._decode(window, exog_window, every)
+            window = jnp.concatenate([window, forecast])[-n_context:]
+            return window, (forecast, weights)
+
+        _, (forecast, weights) = jax.lax.scan(chunk, context, jnp.arange(chunks))
+        forecast = forecast.reshape(chunks * every, self.dim)[:horizon]
+        weights = weights.reshape(chunks * every, n_context)[:horizon]
         return forecast, {"attention": weights}
 
 
@@ -144,7 +177,7 @@ register_model(
     ModelSpec(
         "seq2seq-attention",
         AttentionEncoderDecoder,
-        {"cell": "gru", "hidden": 32, "score": "additive", "attention": 0},
+        {"cell": "gru", "hidden": 32, "score": "additive", "attention": 0, "reencode": 0},
         "bidirectional RNN encoder + attention decoder (Bahdanau; tutorial eqs. 6–10)",
         training={"context": 32, "horizon": 20, "strategy": "curriculum", "learning_rate": 2e-3},
     )
