@@ -150,3 +150,24 @@ def test_reencode_restarts_the_encoder_on_the_latest_values(getkey):
     np.testing.assert_allclose(forecast[5:10], second, rtol=1e-5, atol=1e-5)
     with pytest.raises(DiffdynError, match="reencode"):
         _model(getkey(), reencode=-1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "seq2seq-attention", "-p", "score=bahdanau"], "unknown attention score"),
+        (["--model", "transformer", "-p", "heads=3"], "heads (3) must divide the width"),
+        (
+            ["--model", "transformer", "-p", "positional=learned", "-p", "max_length=16"],
+            "longer than the learned positional table",
+        ),
+        (["--model", "darnn", "-p", "context=20", "--context", "30"], "disagree"),
+    ],
+)
+def test_cli_refuses_bad_attention_settings_before_anything_is_made(args, message, tmp_path):
+    from test_cli import assert_one_line_error, run
+
+    folder = tmp_path / "m"
+    result = run("train", "--system", "henon", "--steps", "400", *args, "-o", folder)
+    assert_one_line_error(result, message)
+    assert not folder.exists()

@@ -141,8 +141,23 @@ def check_train_request(
                 f"--param context={hyper['context']} and --context {config.context} disagree; "
                 "give one of them (this model reads contexts of exactly one length)."
             )
+    if spec.cls.fit_kind == "gradient":
+        _probe_model(model_name, hyper, config.context)
     checkpoint.check_folder(folder, force=force, resume=resume)
     return hyper, config
+
+
+def _probe_model(model_name: str, hyper: dict[str, Any], context: int) -> None:
+    """Build the model and run it once on a context of the training length, abstractly
+    (`eqx.filter_eval_shape`: nothing is computed), so that a constructor or call-time error —
+    an unknown score, heads that do not divide the width, a positional table shorter than the
+    context — stops the request before any data are simulated or any folder is made."""
+
+    def probe():
+        model = build_model(model_name, 1, 0, key=jax.random.key(0), **hyper)
+        return model(jnp.zeros((context, 1)), horizon=1)[0]
+
+    eqx.filter_eval_shape(probe)
 
 
 @dataclass
