@@ -1053,3 +1053,86 @@ def results_command(
         writer.writerows(rows)
         atomic_write(csv, lambda f: f.write(buffer.getvalue().encode()))
         console.print(f"{len(rows)} rows written to {csv}", soft_wrap=True, markup=False)
+
+
+@app.command(
+    "task",
+    epilog="Example: diffdyn task copy --model lstm --budget 60s -o copy-lstm.json",
+)
+def task_command(
+    name: Annotated[str, typer.Argument(help="copy or repeat-copy.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Sequence model: lstm.")] = "lstm",
+    budget: Annotated[
+        str, typer.Option("--budget", help="Wall-clock training budget: 90, 60s, 5m, 1h.")
+    ] = "2m",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of weights and data.")] = 0,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Model hyperparameter NAME=VALUE (e.g. hidden=64)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the result as JSON.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing JSON.")] = False,
+) -> None:
+    """Train a sequence model on an algorithmic memory task and print its bit error per length.
+
+    Trains on the task's lengths (copy: 1–8 vectors of 8 bits), then scores fresh sequences of
+    every length up to twice the longest trained one: the longer ones test generalisation.
+    """
+    import json
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .files import atomic_write
+    from .tasks.runner import check_task, run_task
+
+    seconds = parse_budget(budget) or 120.0
+    hyper: dict[str, Any] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DiffdynError(f"--param takes NAME=VALUE; got {item!r}.")
+        try:
+            hyper[key] = int(value)
+        except ValueError:
+            raise DiffdynError(
+                f"hyperparameter {key} must be a whole number; got {value!r}."
+            ) from None
+    check_task(name, model, hyper)
+    if output is not None:
+        check_output_path(output, force=force, suffixes=[".json"])
+    console = _console()
+    with Progress(
+        TextColumn("training"), BarColumn(), TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        job = bar.add_task("train", total=seconds, loss="")
+        started = time.perf_counter()
+
+        def report(step: int, loss: float) -> None:
+            bar.update(
+                job, completed=time.perf_counter() - started, loss=f"step {step} loss {loss:.4g}"
+            )
+
+        result = run_task(
+            name, model, budget=seconds, seed=seed, hyperparameters=hyper, progress=report
+        )
+    table = Table(title=f"{name}, {model}: bit error per length (trained on "
+                  f"{result['trained_lengths'][0]}–{result['trained_lengths'][1]})")  # fmt: skip
+    table.add_column("length", justify="right")
+    table.add_column("bit error", justify="right")
+    for length, error in result["bit_error_per_length"].items():
+        trained = length <= result["trained_lengths"][1]
+        table.add_row(str(length) + ("" if trained else " *"), f"{100 * error:.2f} %")
+    console.print(table)
+    console.print(
+        f"{result['steps']} steps in {result['seconds']:.0f} s, {result['parameters']} parameters;"
+        " * = longer than trained.",
+        soft_wrap=True, markup=False,
+    )  # fmt: skip
+    if output is not None:
+        text = (json.dumps(result, indent=2) + "\n").encode()
+        atomic_write(output, lambda f: f.write(text))
+        console.print(f"result written to {output}", soft_wrap=True, markup=False)
