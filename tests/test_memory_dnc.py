@@ -6,20 +6,20 @@ import pytest
 
 from diffdyn.errors import DiffdynError
 from diffdyn.nn.memory import (
+    DNCInterface,
     DNCMemory,
-    Interface,
-    MemoryState,
+    DNCState,
     allocation_weighting,
     content_weighting,
-    initial_memory_state,
-    interface_size,
-    memory_step,
+    dnc_initial_state,
+    dnc_interface_size,
+    dnc_step,
     oneplus,
-    parse_interface,
+    parse_dnc_interface,
 )
 
 TOL = 1e-5
-step_jit = jax.jit(memory_step)
+step_jit = jax.jit(dnc_step)
 
 
 def _quiet_interface(reads, writes, slots_word, **changes):
@@ -38,34 +38,34 @@ def _quiet_interface(reads, writes, slots_word, **changes):
         read_modes=jnp.zeros((reads, 1 + 2 * writes)).at[:, writes].set(1.0),
     )
     parts.update(changes)
-    return Interface(**parts)
+    return DNCInterface(**parts)
 
 
 def test_oneplus_and_interface_size():
     assert np.allclose(oneplus(jnp.array([-30.0, 0.0])), [1.0, 1.0 + np.log(2.0)], atol=1e-6)
     # The paper's interface length for one write head: R·W + 3W + 5R + 3.
-    assert interface_size(word_size=4, read_heads=2) == 2 * 4 + 3 * 4 + 5 * 2 + 3
-    parts = parse_interface(jnp.linspace(-3, 3, interface_size(4, 2, 2)), 4, 2, 2)
+    assert dnc_interface_size(word_size=4, read_heads=2) == 2 * 4 + 3 * 4 + 5 * 2 + 3
+    parts = parse_dnc_interface(jnp.linspace(-3, 3, dnc_interface_size(4, 2, 2)), 4, 2, 2)
     assert parts.read_modes.shape == (2, 5)
     assert np.allclose(parts.read_modes.sum(-1), 1.0)
     assert bool(jnp.all(parts.read_strengths >= 1.0))
     with pytest.raises(DiffdynError, match="shape"):
-        parse_interface(jnp.zeros(5), 4, 2)
+        parse_dnc_interface(jnp.zeros(5), 4, 2)
 
 
 @pytest.mark.parametrize("write_heads", [1, 2])
 def test_weightings_and_links_stay_in_range(getkey, write_heads):
     slots, word, reads, steps = 6, 3, 2, 40
-    size = interface_size(word, reads, write_heads)
+    size = dnc_interface_size(word, reads, write_heads)
     vectors = 2.5 * jax.random.normal(getkey(), (steps, size))
 
     @jax.jit
     def run(vectors):
         def step(state, vector):
-            _, state = memory_step(state, parse_interface(vector, word, reads, write_heads))
+            _, state = dnc_step(state, parse_dnc_interface(vector, word, reads, write_heads))
             return state, state
 
-        initial = initial_memory_state(slots, word, reads, write_heads)
+        initial = dnc_initial_state(slots, word, reads, write_heads)
         return jax.lax.scan(step, initial, vectors)[1]
 
     states = run(vectors)
@@ -92,7 +92,7 @@ def test_allocation_goes_to_least_used_slot():
     assert int(jnp.argmax(allocation)) == 2
 
     # Through a whole step: full write and allocation gates write into slot 2.
-    state = initial_memory_state(4, 3, 1)._replace(usage=usage)
+    state = dnc_initial_state(4, 3, 1)._replace(usage=usage)
     interface = _quiet_interface(1, 1, 3, write_gates=jnp.ones(1))
     _, new = step_jit(state, interface)
     assert int(jnp.argmax(new.write_weights[0])) == 2
@@ -100,7 +100,7 @@ def test_allocation_goes_to_least_used_slot():
 
 
 def test_two_write_heads_allocate_different_slots():
-    state = initial_memory_state(4, 3, 1, 2)._replace(usage=jnp.array([0.9, 0.2, 0.05, 0.7]))
+    state = dnc_initial_state(4, 3, 1, 2)._replace(usage=jnp.array([0.9, 0.2, 0.05, 0.7]))
     interface = _quiet_interface(1, 2, 3, write_gates=jnp.ones(2))
     _, new = step_jit(state, interface)
     assert [int(i) for i in jnp.argmax(new.write_weights, axis=-1)] == [2, 1]
@@ -108,7 +108,7 @@ def test_two_write_heads_allocate_different_slots():
 
 def test_memory_unchanged_when_write_gate_is_zero(getkey):
     memory = jax.random.normal(getkey(), (5, 3))
-    state = initial_memory_state(5, 3, 2)._replace(memory=memory)
+    state = dnc_initial_state(5, 3, 2)._replace(memory=memory)
     interface = _quiet_interface(
         2, 1, 3, write_keys=jax.random.normal(getkey(), (1, 3)), allocation_gates=jnp.zeros(1)
     )
@@ -121,7 +121,7 @@ def test_forward_and_backward_modes_follow_links():
     # Slot 1 was written right after slot 0: L[1, 0] = 1.
     links = jnp.zeros((1, 3, 3)).at[0, 1, 0].set(1.0)
     read = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    state = initial_memory_state(3, 2, 2)._replace(links=links, read_weights=read)
+    state = dnc_initial_state(3, 2, 2)._replace(links=links, read_weights=read)
     modes = jnp.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # head 0 forward, head 1 backward
     _, new = step_jit(state, _quiet_interface(2, 1, 2, read_modes=modes))
     assert np.allclose(new.read_weights, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -158,7 +158,7 @@ def test_zero_heads_or_memory_is_an_error(sizes):
 def test_module_call_shapes(getkey):
     access = DNCMemory(7, memory_size=5, word_size=3, read_heads=2, write_heads=2, key=getkey())
     state = access.initial_state()
-    assert isinstance(state, MemoryState)
+    assert isinstance(state, DNCState)
     reads, state = eqx.filter_jit(access)(state, jnp.ones(7))
     assert reads.shape == (2, 3)
     assert state.links.shape == (2, 5, 5) and state.read_weights.shape == (2, 5)

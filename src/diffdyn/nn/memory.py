@@ -3,7 +3,7 @@ computing using a neural network with dynamic external memory", Methods), on one
 
 A memory M of N slots ("locations") of width W is read by R read heads and written by one or
 more write heads. Every step a controller emits an interface vector ξ_t, parsed into keys,
-strengths and gates (`parse_interface`); `memory_step` then applies, in the order of Methods:
+strengths and gates (`parse_dnc_interface`); `dnc_step` then applies, in the order of Methods:
 
 1. retention ψ_t = Π_i (1 − f^i_t w^{r,i}_{t-1})                     (free gates f)
 2. usage u_t = (u_{t-1} + w^w_{t-1} − u_{t-1} ⊙ w^w_{t-1}) ⊙ ψ_t
@@ -122,7 +122,7 @@ def allocation_weighting(usage: Float[Array, " slots"]) -> Float[Array, " slots"
     return jnp.zeros_like(usage).at[free_list].set(sorted_allocation)
 
 
-class Interface(NamedTuple):
+class DNCInterface(NamedTuple):
     """The parsed interface vector ξ_t (Graves et al. 2016, Methods, "Interface parameters")."""
 
     read_keys: Float[Array, "reads word"]
@@ -137,7 +137,7 @@ class Interface(NamedTuple):
     read_modes: Float[Array, "reads modes"]  # softmax over 1 + 2·writes modes
 
 
-class MemoryState(NamedTuple):
+class DNCState(NamedTuple):
     """What the DNC memory carries from one step to the next.
 
     `links` and `precedence` have one entry per write head (see the module docstring).
@@ -151,7 +151,7 @@ class MemoryState(NamedTuple):
     write_weights: Float[Array, "writes slots"]
 
 
-def interface_size(word_size: int, read_heads: int, write_heads: int = 1) -> int:
+def dnc_interface_size(word_size: int, read_heads: int, write_heads: int = 1) -> int:
     """Length of the interface vector ξ_t; R·W + 3W + 5R + 3 for one write head (the paper)."""
     modes = 1 + 2 * write_heads
     return (
@@ -165,22 +165,22 @@ def interface_size(word_size: int, read_heads: int, write_heads: int = 1) -> int
     )
 
 
-def parse_interface(
+def parse_dnc_interface(
     vector: Float[Array, " interface"], word_size: int, read_heads: int, write_heads: int = 1
-) -> Interface:
+) -> DNCInterface:
     """Split ξ_t into its parts and squash each into its range (Graves et al. 2016, Methods).
 
     **Example:**
 
     ```python
     import jax.numpy as jnp
-    from diffdyn.nn import interface_size, parse_interface
+    from diffdyn.nn import dnc_interface_size, parse_dnc_interface
 
-    parts = parse_interface(jnp.zeros(interface_size(4, 2)), word_size=4, read_heads=2)
+    parts = parse_dnc_interface(jnp.zeros(dnc_interface_size(4, 2)), word_size=4, read_heads=2)
     parts.read_modes.shape  # (2, 3)
     ```
     """
-    expected = interface_size(word_size, read_heads, write_heads)
+    expected = dnc_interface_size(word_size, read_heads, write_heads)
     if vector.shape != (expected,):
         raise DiffdynError(
             f"The interface vector must have shape ({expected},) for word_size={word_size}, "
@@ -191,7 +191,7 @@ def parse_interface(
     sizes += [reads, writes, writes, reads * (1 + 2 * writes)]
     cuts = [sum(sizes[: i + 1]) for i in range(len(sizes) - 1)]
     parts = jnp.split(vector, cuts)
-    return Interface(
+    return DNCInterface(
         read_keys=parts[0].reshape(reads, word),
         read_strengths=oneplus(parts[1]),
         write_keys=parts[2].reshape(writes, word),
@@ -205,13 +205,13 @@ def parse_interface(
     )
 
 
-def initial_memory_state(
+def dnc_initial_state(
     memory_size: int, word_size: int, read_heads: int, write_heads: int = 1
-) -> MemoryState:
+) -> DNCState:
     """All zeros, as in the reference: empty memory, nothing used, linked, read or written."""
     _check_sizes(memory_size, word_size, read_heads, write_heads)
     n = memory_size
-    return MemoryState(
+    return DNCState(
         memory=jnp.zeros((n, word_size)),
         usage=jnp.zeros(n),
         links=jnp.zeros((write_heads, n, n)),
@@ -221,9 +221,9 @@ def initial_memory_state(
     )
 
 
-def memory_step(
-    state: MemoryState, interface: Interface
-) -> tuple[Float[Array, "reads word"], MemoryState]:
+def dnc_step(
+    state: DNCState, interface: DNCInterface
+) -> tuple[Float[Array, "reads word"], DNCState]:
     """One DNC memory step (Graves et al. 2016, Methods; module docstring for the order).
 
     **Returns:** the read vectors r_t [reads, word] and the new state.
@@ -232,11 +232,11 @@ def memory_step(
 
     ```python
     import jax.numpy as jnp
-    from diffdyn.nn import initial_memory_state, interface_size, memory_step, parse_interface
+    from diffdyn.nn import dnc_initial_state, dnc_interface_size, dnc_step, parse_dnc_interface
 
-    state = initial_memory_state(memory_size=8, word_size=4, read_heads=2)
-    interface = parse_interface(jnp.ones(interface_size(4, 2)), word_size=4, read_heads=2)
-    reads, state = memory_step(state, interface)  # reads: [2, 4]
+    state = dnc_initial_state(memory_size=8, word_size=4, read_heads=2)
+    interface = parse_dnc_interface(jnp.ones(dnc_interface_size(4, 2)), word_size=4, read_heads=2)
+    reads, state = dnc_step(state, interface)  # reads: [2, 4]
     ```
     """
     slots = state.usage.shape[0]
@@ -289,7 +289,7 @@ def memory_step(
     )
     read_vectors = read_weights @ memory  # r = Mᵀ w^r per head
 
-    new_state = MemoryState(memory, usage, links, precedence, read_weights, write_weights)
+    new_state = DNCState(memory, usage, links, precedence, read_weights, write_weights)
     return read_vectors, new_state
 
 
@@ -308,7 +308,7 @@ def _check_sizes(memory_size: int, word_size: int, read_heads: int, write_heads:
 
 class DNCMemory(eqx.Module):
     """DNC memory access (Graves et al. 2016): a linear interface layer ξ_t = W_ξ h_t + b from
-    the controller output h_t, then one `memory_step`.
+    the controller output h_t, then one `dnc_step`.
 
     The controller is the caller's (LSTM, feed-forward, ...); it usually takes the previous
     read vectors as part of its input. Handles one unbatched example.
@@ -349,23 +349,23 @@ class DNCMemory(eqx.Module):
         key: PRNGKeyArray,
     ):
         _check_sizes(memory_size, word_size, read_heads, write_heads)
-        size = interface_size(word_size, read_heads, write_heads)
+        size = dnc_interface_size(word_size, read_heads, write_heads)
         self.interface = eqx.nn.Linear(controller_size, size, key=key)
         self.memory_size = memory_size
         self.word_size = word_size
         self.read_heads = read_heads
         self.write_heads = write_heads
 
-    def initial_state(self) -> MemoryState:
-        """The all-zero state of `initial_memory_state`."""
-        return initial_memory_state(
+    def initial_state(self) -> DNCState:
+        """The all-zero state of `dnc_initial_state`."""
+        return dnc_initial_state(
             self.memory_size, self.word_size, self.read_heads, self.write_heads
         )
 
     def __call__(
-        self, state: MemoryState, controller_output: Float[Array, " controller"]
-    ) -> tuple[Float[Array, "reads word"], MemoryState]:
-        parts = parse_interface(
+        self, state: DNCState, controller_output: Float[Array, " controller"]
+    ) -> tuple[Float[Array, "reads word"], DNCState]:
+        parts = parse_dnc_interface(
             self.interface(controller_output), self.word_size, self.read_heads, self.write_heads
         )
-        return memory_step(state, parts)
+        return dnc_step(state, parts)
