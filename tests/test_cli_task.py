@@ -27,3 +27,9 @@ def test_task_bad_input_is_one_line():
     assert_one_line_error(run("task", "copy", "-p", "hiden=3"), "no hyperparameter 'hiden'")
     assert_one_line_error(run("task", "copy", "-p", "hidden"), "NAME=VALUE")
     assert_one_line_error(run("task", "copy", "--budget", "-1"), "--budget")
+
+
+def test_dnc_memory_too_small_names_the_minimum():
+    assert_one_line_error(
+        run("task", "copy", "--model", "dnc", "-p", "memory_size=8"), "at least memory_size=16"
+    )

@@ -15,6 +15,19 @@ from .attention import (
     masked_softmax as masked_softmax,
     sinusoidal_encoding as sinusoidal_encoding,
 )
+from .dnc import DNC as DNC
+from .memory import (
+    DNCInterface as DNCInterface,
+    DNCMemory as DNCMemory,
+    DNCState as DNCState,
+    allocation_weighting as allocation_weighting,
+    content_weighting as content_weighting,
+    dnc_initial_state as dnc_initial_state,
+    dnc_interface_size as dnc_interface_size,
+    dnc_step as dnc_step,
+    oneplus as oneplus,
+    parse_dnc_interface as parse_dnc_interface,
+)
 from .recurrent import (
     AbstractRecurrentCell as AbstractRecurrentCell,
     ElmanCell as ElmanCell,

@@ -25,6 +25,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
 from ..nn import LSTMCell, run_sequence
+from ..nn.dnc import DNC
 from .algorithmic import MemoryTask, bit_error, copy_task, repeat_copy_task
 
 
@@ -55,7 +56,7 @@ class LSTMSequenceModel(eqx.Module):
         return jax.vmap(self.readout)(hiddens)
 
 
-SEQUENCE_MODELS: dict[str, Callable[..., Any]] = {"lstm": LSTMSequenceModel}
+SEQUENCE_MODELS: dict[str, Callable[..., Any]] = {"lstm": LSTMSequenceModel, "dnc": DNC}
 
 # name -> (generator, training options, lengths evaluated beyond training)
 TASKS: dict[str, dict[str, Any]] = {
@@ -94,6 +95,14 @@ def check_task(task: str, model: str, hyperparameters: dict[str, Any] | None = N
             raise UnknownNameError(
                 f"model {model} has no hyperparameter {name!r} (it has {', '.join(accepted)})."
                 f"{did_you_mean(name, accepted)}"
+            )
+    if model == "dnc":
+        longest = 2 * TASKS[task]["train"]["max_length"]  # the longest evaluated pattern
+        slots = (hyperparameters or {}).get("memory_size", 32)
+        if slots < longest:
+            raise DiffdynError(
+                f"a memory of {slots} slots is too small for {task} patterns of up to {longest} "
+                f"vectors (the longest scored); use at least memory_size={longest}."
             )
 
 
