@@ -11,13 +11,14 @@ from diffdyn.errors import DiffdynError, UnknownNameError
 from diffdyn.models import build_model, model_spec, resolve_hyperparameters
 from diffdyn.train.config import TrainConfig
 
-NAMES = ["rnn", "lstm", "gru", "seq2seq", "tdnn"]
+NAMES = ["rnn", "lstm", "gru", "seq2seq", "tdnn", "dnc"]
 SMALL = {
     "rnn": {"hidden": 8},
     "lstm": {"hidden": 8},
     "gru": {"hidden": 8},
     "seq2seq": {"hidden": 8},
     "tdnn": {"delays": 4, "width": 8},
+    "dnc": {"hidden": 8, "memory_size": 4, "word_size": 3},
 }
 DIM, CONTEXT = 3, 12
 

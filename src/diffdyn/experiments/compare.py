@@ -28,7 +28,7 @@ DEFAULT_SYSTEMS = ("lorenz63", "mackey-glass")
 DEFAULT_MODELS = ("all",)
 # Chosen so that the default grid (2 systems x all built-in models, 1 seed) finishes within
 # 5 minutes on 2 CPU cores, compilation and evaluation included.
-DEFAULT_BUDGET = 15.0
+DEFAULT_BUDGET = 12.0
 MODELS_FOLDER = "models"
 
 

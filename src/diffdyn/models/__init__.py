@@ -3,6 +3,7 @@
 from .attention_seq2seq import AttentionEncoderDecoder as AttentionEncoderDecoder
 from .base import AbstractForecaster as AbstractForecaster
 from .darnn import DARNN as DARNN
+from .dnc_forecaster import DNCForecaster as DNCForecaster
 from .encoder_decoder import EncoderDecoder as EncoderDecoder
 from .esn import ESN as ESN
 from .ngrc import NGRC as NGRC

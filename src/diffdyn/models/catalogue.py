@@ -19,3 +19,4 @@ from . import tdnn  # noqa: E402, F401, I001
 from . import attention_seq2seq  # noqa: E402, F401, I001
 from . import transformer  # noqa: E402, F401, I001
 from . import darnn  # noqa: E402, F401, I001
+from . import dnc_forecaster  # noqa: E402, F401, I001
