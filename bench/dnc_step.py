@@ -1,0 +1,417 @@
+"""One training step of the Differentiable Neural Computer: diffdyn against eager PyTorch.
+
+The model (Graves et al. 2016, Nature, Methods): an LSTM controller (hidden 64) reads
+χ_t = [x_t; r_{t-1}]; a linear interface layer from h_t drives the DNC memory access (N = 32
+slots of W = 16, R = 2 read heads, 1 write head: content weighting with smooth norms
+√(‖x‖² + ε), usage and retention, allocation from a sort of the usage whose indices carry no
+gradient, erase/add writes, a temporal link matrix per write head, backward/content/forward
+read modes); the output is y_t = W_y [h_t; r_t] + b. These are the `diffdyn task --model dnc`
+defaults. One step = the copy task's loss (8 bits, lengths 1–8, T = 17, batch 16; sigmoid
+cross-entropy summed over bits on the scored steps, divided by their number, as in
+`diffdyn.tasks.runner._loss`) + gradient + global-norm clipping (10, the task runner's) +
+Adam (lr 1e-3), float32.
+
+- diffdyn: `diffdyn.nn.DNC` (one sequence, `lax.scan` over time, `jax.vmap` over the batch),
+  `eqx.filter_jit` of `filter_value_and_grad` + `optax.chain(clip_by_global_norm, adam)`.
+- peer: the same DNC written as a PyTorch user would: an `nn.Module` with `nn.LSTMCell`, the
+  memory operations on batched tensors, `torch.argsort` for the free list (indices carry no
+  gradient, as in diffdyn), a Python `for` loop over time, eager (no `torch.compile`, no
+  TorchScript), `clip_grad_norm_` + `torch.optim.Adam`, PyTorch's default threads (recorded).
+
+The torch model is given diffdyn's initial weights (both store weights `[out, in]`, LSTM gates
+in the order i, f, g, o). diffdyn's LSTM has one bias, so the torch `bias_hh` is set to zero
+and frozen; `agreement` checks that the two give the same outputs, loss, gradients and weights
+after one Adam step before anything is timed. Target: ratio = torch / diffdyn ≥ 3.0. The sides
+are interleaved (rounds of repeats) so that changes of machine load hit both alike.
+
+Run `python bench/dnc_step.py` (writes `bench/results/dnc_step.json`), or add `--quick` for a
+smoke test at small sizes that writes nothing unless `--out DIR` is given.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from diffdyn.nn import DNC
+from diffdyn.tasks.algorithmic import copy_task
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import comparison, measure, parse_arguments, print_table, write_result  # noqa: E402
+
+FULL = {
+    "batch": 16,
+    "bits": 8,
+    "max_length": 8,
+    "hidden": 64,
+    "memory_size": 32,
+    "word_size": 16,
+    "read_heads": 2,
+    "write_heads": 1,
+    "rounds": 5,
+    "repeats": 20,
+}
+QUICK = FULL | {"batch": 4, "max_length": 3, "hidden": 16, "memory_size": 8, "word_size": 4}
+QUICK |= {"rounds": 2, "repeats": 3}
+LEARNING_RATE = 1e-3  # the task runner's default
+CLIP = 10.0  # the task runner's global-norm clip
+SEED = 0
+EPS = 1e-6  # diffdyn.nn.memory's smooth-norm ε
+
+
+class TorchDNC(nn.Module):
+    """The DNC as a PyTorch user writes it: batched memory ops, a Python loop over time."""
+
+    def __init__(self, n_in, n_out, hidden, memory_size, word_size, read_heads, write_heads):
+        super().__init__()
+        self.N, self.W, self.R, self.Wh = memory_size, word_size, read_heads, write_heads
+        modes = 1 + 2 * write_heads
+        size = read_heads * (word_size + 2 + modes) + write_heads * (3 * word_size + 3)
+        self.controller = nn.LSTMCell(n_in + read_heads * word_size, hidden)
+        self.interface = nn.Linear(hidden, size)
+        self.output = nn.Linear(hidden + read_heads * word_size, n_out)
+
+    @staticmethod
+    def content(memory, keys, strengths):
+        """C(M, k, β) for [B, heads, W] keys against [B, N, W] memory: [B, heads, N]."""
+        m = memory / torch.sqrt((memory * memory).sum(-1, keepdim=True) + EPS)
+        k = keys / torch.sqrt((keys * keys).sum(-1, keepdim=True) + EPS)
+        return torch.softmax(strengths[..., None] * torch.bmm(k, m.transpose(1, 2)), dim=-1)
+
+    @staticmethod
+    def allocation(usage):
+        free_list = torch.argsort(usage, dim=-1, stable=True)  # integer: no gradient
+        sorted_usage = usage.gather(-1, free_list)
+        ones = torch.ones_like(usage[:, :1])
+        used_before = torch.cumprod(torch.cat([ones, sorted_usage[:, :-1]], dim=-1), dim=-1)
+        return torch.zeros_like(usage).scatter(-1, free_list, (1 - sorted_usage) * used_before)
+
+    def parse(self, xi):
+        B, R, W, Wh = xi.shape[0], self.R, self.W, self.Wh
+        sizes = [R * W, R, Wh * W, Wh, Wh * W, Wh * W, R, Wh, Wh, R * (1 + 2 * Wh)]
+        p = torch.split(xi, sizes, dim=-1)
+        return (
+            p[0].reshape(B, R, W),
+            1 + F.softplus(p[1]),
+            p[2].reshape(B, Wh, W),
+            1 + F.softplus(p[3]),
+            torch.sigmoid(p[4].reshape(B, Wh, W)),
+            p[5].reshape(B, Wh, W),
+            torch.sigmoid(p[6]),
+            torch.sigmoid(p[7]),
+            torch.sigmoid(p[8]),
+            torch.softmax(p[9].reshape(B, R, 1 + 2 * Wh), dim=-1),
+        )
+
+    def memory_step(self, state, xi):
+        memory, usage, links, precedence, read_w, write_w = state
+        r_keys, r_str, w_keys, w_str, erase, w_vec, free, alloc_g, write_g, modes = self.parse(xi)
+        Wh = self.Wh
+        retention = torch.prod(1 - free[..., None] * read_w, dim=1)
+        usage = (1 - (1 - usage) * torch.prod(1 - write_w, dim=1)) * retention
+        write_content = self.content(memory, w_keys, w_str)
+        provisional, weights = usage, []
+        for h in range(Wh):
+            a = self.allocation(provisional)
+            g, ga = write_g[:, h : h + 1], alloc_g[:, h : h + 1]
+            provisional = provisional + (1 - provisional) * g * ga * a
+            weights.append(g * (ga * a + (1 - ga) * write_content[:, h]))
+        write_w = torch.stack(weights, dim=1)  # [B, Wh, N]
+        keep = torch.prod(1 - write_w[..., None] * erase[:, :, None, :], dim=1)
+        memory = memory * keep + torch.bmm(write_w.transpose(1, 2), w_vec)
+        w_i, w_j = write_w[..., :, None], write_w[..., None, :]
+        links = (1 - w_i - w_j) * links + w_i * precedence[:, :, None, :]
+        links = links * (1 - torch.eye(self.N, dtype=links.dtype))
+        precedence = (1 - write_w.sum(-1, keepdim=True)) * precedence + write_w
+        forward = torch.einsum("bhij,brj->brhi", links, read_w)
+        backward = torch.einsum("bhji,brj->brhi", links, read_w)
+        read_content = self.content(memory, r_keys, r_str)
+        read_w = (
+            torch.einsum("brh,brhi->bri", modes[..., :Wh], backward)
+            + modes[..., Wh : Wh + 1] * read_content
+            + torch.einsum("brh,brhi->bri", modes[..., Wh + 1 :], forward)
+        )
+        reads = torch.bmm(read_w, memory)  # [B, R, W]
+        return reads, (memory, usage, links, precedence, read_w, write_w)
+
+    def forward(self, inputs):
+        """`inputs [B, T, n_in]` → logits `[B, T, n_out]`."""
+        B, N, W, R, Wh = inputs.shape[0], self.N, self.W, self.R, self.Wh
+        hidden = self.controller.hidden_size
+        h = c = inputs.new_zeros(B, hidden)
+        state = (
+            inputs.new_zeros(B, N, W),
+            inputs.new_zeros(B, N),
+            inputs.new_zeros(B, Wh, N, N),
+            inputs.new_zeros(B, Wh, N),
+            inputs.new_zeros(B, R, N),
+            inputs.new_zeros(B, Wh, N),
+        )
+        reads = inputs.new_zeros(B, R * W)
+        outputs = []
+        for t in range(inputs.shape[1]):
+            h, c = self.controller(torch.cat([inputs[:, t], reads], dim=-1), (h, c))
+            r, state = self.memory_step(state, self.interface(h))
+            reads = r.reshape(B, R * W)
+            outputs.append(self.output(torch.cat([h, reads], dim=-1)))
+        return torch.stack(outputs, dim=1)
+
+
+def parameter_pairs(model: Any, net: TorchDNC):
+    """(name, diffdyn array, torch parameter) for every parameter the two models share."""
+    ctrl = model.controller
+    return [
+        ("controller.input_weight", ctrl.input_weight, net.controller.weight_ih),
+        ("controller.recurrent_weight", ctrl.recurrent_weight, net.controller.weight_hh),
+        ("controller.bias", ctrl.bias, net.controller.bias_ih),
+        ("interface.weight", model.memory.interface.weight, net.interface.weight),
+        ("interface.bias", model.memory.interface.bias, net.interface.bias),
+        ("output.weight", model.output.weight, net.output.weight),
+        ("output.bias", model.output.bias, net.output.bias),
+    ]
+
+
+def build(size: dict[str, Any], n_in: int, n_out: int) -> DNC:
+    keys = ("hidden", "memory_size", "word_size", "read_heads", "write_heads")
+    return DNC(n_in, n_out, key=jax.random.key(SEED), **{k: size[k] for k in keys})
+
+
+def torch_from_diffdyn(model: DNC, size: dict[str, Any], n_in: int, n_out: int):
+    """The torch model with diffdyn's weights, and its optimiser."""
+    keys = ("hidden", "memory_size", "word_size", "read_heads", "write_heads")
+    net = TorchDNC(n_in, n_out, *(size[k] for k in keys))
+    with torch.no_grad():
+        for _, array, parameter in parameter_pairs(model, net):
+            parameter.copy_(torch.from_numpy(np.array(array)).reshape(parameter.shape))
+        # diffdyn's LSTM has one bias: PyTorch's second bias is zero and not trained.
+        net.controller.bias_hh.zero_()
+        net.controller.bias_hh.requires_grad_(False)
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    n_diffdyn = sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array)))
+    assert sum(p.numel() for p in trainable) == n_diffdyn
+    return net, trainable, torch.optim.Adam(trainable, lr=LEARNING_RATE)
+
+
+def loss_diffdyn(model, inputs, targets, mask):
+    """`diffdyn.tasks.runner._loss`: sigmoid cross-entropy over bits on the scored steps."""
+    logits = jax.vmap(model)(inputs)
+    per_step = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1) * mask
+    return jnp.sum(per_step) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def loss_torch(net, inputs, targets, mask):
+    logits = net(inputs)
+    per_bit = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return (per_bit.sum(-1) * mask).sum() / mask.sum().clamp(min=1.0), logits
+
+
+def optimiser_diffdyn() -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(CLIP), optax.adam(LEARNING_RATE))
+
+
+def plain_step(model, opt_state, inputs, targets, mask):
+    value, grads = eqx.filter_value_and_grad(loss_diffdyn)(model, inputs, targets, mask)
+    updates, opt_state = optimiser_diffdyn().update(
+        grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
+    )
+    return eqx.apply_updates(model, updates), opt_state, value
+
+
+step_diffdyn = eqx.filter_jit(plain_step)
+
+
+def diffdyn_runner(model, batch) -> Callable[[], Any]:
+    state = {"model": model}
+    state["opt"] = optimiser_diffdyn().init(eqx.filter(model, eqx.is_inexact_array))
+
+    def run():
+        state["model"], state["opt"], value = step_diffdyn(state["model"], state["opt"], *batch)
+        return value
+
+    return run
+
+
+def torch_runner(net, trainable, optimiser, batch) -> Callable[[], Any]:
+    def run():
+        optimiser.zero_grad()
+        value, _ = loss_torch(net, *batch)
+        value.backward()
+        nn.utils.clip_grad_norm_(trainable, CLIP)
+        optimiser.step()
+        return value.detach()
+
+    return run
+
+
+def interleaved(runners: dict[str, Any], rounds: int, repeats: int) -> dict[str, dict]:
+    """`measure` every runner in turn, `rounds` times, and pool the steady-state samples."""
+    results: dict[str, dict] = {}
+    for round_ in range(rounds):
+        for name, run in runners.items():
+            m = measure(run, repeats=repeats, warmup=1 if round_ == 0 else 0)
+            if name not in results:
+                results[name] = m
+            else:
+                results[name]["steady_s"] += m["steady_s"]
+    for m in results.values():
+        m["steady_median_s"] = statistics.median(m["steady_s"])
+        m["steady_min_s"] = min(m["steady_s"])
+        m["repeats"] = len(m["steady_s"])
+        m["compile_s"] = max(m["first_call_s"] - m["steady_median_s"], 0.0)
+    return results
+
+
+def agreement(model, size, batch_np) -> dict[str, Any]:
+    """Same outputs, loss, gradients and weights after one clipped Adam step."""
+    n_in, n_out = batch_np[0].shape[-1], batch_np[1].shape[-1]
+    net, trainable, optimiser = torch_from_diffdyn(model, size, n_in, n_out)
+    batch = tuple(jnp.asarray(a) for a in batch_np)
+    batch_t = tuple(torch.from_numpy(a) for a in batch_np)
+
+    logits = np.asarray(jax.vmap(model)(batch[0]))
+    loss_t, logits_t = loss_torch(net, *batch_t)
+    loss_t.backward()
+    loss, grads = eqx.filter_value_and_grad(loss_diffdyn)(model, *batch)
+    grad_difference = max(
+        float(np.max(np.abs(np.asarray(g) - p.grad.numpy().reshape(np.shape(g)))))
+        for (_, g, p) in parameter_pairs(grads, net)
+    )
+    grad_scale = max(
+        float(np.max(np.abs(np.asarray(g)))) for (_, g, _) in parameter_pairs(grads, net)
+    )
+    grad_norm = float(optax.global_norm(eqx.filter(grads, eqx.is_inexact_array)))
+    nn.utils.clip_grad_norm_(trainable, CLIP)
+    optimiser.step()
+    stepped, _, _ = eqx.filter_jit(lambda m, o, *b: plain_step(m, o, *b))(
+        model, optimiser_diffdyn().init(eqx.filter(model, eqx.is_inexact_array)), *batch
+    )
+    weight_difference = max(
+        float(np.max(np.abs(np.asarray(a) - p.detach().numpy().reshape(np.shape(a)))))
+        for (_, a, p) in parameter_pairs(stepped, net)
+    )
+    output_difference = float(np.max(np.abs(logits - logits_t.detach().numpy())))
+    loss_difference = abs(float(loss) - float(loss_t.detach()))
+    return {
+        "loss_diffdyn": float(loss),
+        "loss_torch": float(loss_t.detach()),
+        "loss_abs_difference": loss_difference,
+        "output_max_abs_difference": output_difference,
+        "grad_max_abs_difference": grad_difference,
+        "grad_max_abs": grad_scale,
+        "grad_global_norm": grad_norm,
+        "clipped": grad_norm > CLIP,
+        "weights_after_one_step_max_abs_difference": weight_difference,
+        "ok": bool(
+            output_difference < 1e-5
+            and loss_difference < 1e-5
+            and grad_difference < 1e-5
+            and weight_difference < 1e-5
+        ),
+    }
+
+
+def data(size: dict[str, Any]):
+    """One copy-task batch as float32 NumPy arrays: inputs, targets, mask."""
+    task = copy_task(
+        jax.random.key(SEED + 1),
+        size["batch"],
+        num_bits=size["bits"],
+        max_length=size["max_length"],
+    )
+    return tuple(np.array(a, dtype=np.float32) for a in (task.inputs, task.targets, task.mask))
+
+
+def bench(size: dict[str, Any]) -> dict[str, Any]:
+    batch_np = data(size)
+    n_in, n_out = batch_np[0].shape[-1], batch_np[1].shape[-1]
+    model = build(size, n_in, n_out)
+    checks = agreement(model, size, batch_np)
+    if not checks["ok"]:
+        raise AssertionError(f"diffdyn and torch differ: {checks}")
+
+    net, trainable, optimiser = torch_from_diffdyn(model, size, n_in, n_out)
+    runners = {
+        "diffdyn": diffdyn_runner(model, tuple(jnp.asarray(a) for a in batch_np)),
+        "torch": torch_runner(
+            net, trainable, optimiser, tuple(torch.from_numpy(a) for a in batch_np)
+        ),
+    }
+    timings = interleaved(runners, size["rounds"], size["repeats"])
+    medians = {name: m["steady_median_s"] for name, m in timings.items()}
+    threads = torch.get_num_threads()
+    # PyTorch on one thread, beside the same diffdyn step: on a loaded machine its threads wait
+    # on each other, so this shows how much of the ratio depends on that.
+    torch.set_num_threads(1)
+    try:
+        single = interleaved(
+            {"diffdyn": runners["diffdyn"], "torch_1_thread": runners["torch"]},
+            max(1, size["rounds"] // 2),
+            size["repeats"],
+        )
+    finally:
+        torch.set_num_threads(threads)
+    single_medians = {name: m["steady_median_s"] for name, m in single.items()}
+    B, T = batch_np[0].shape[:2]
+    keys = ("hidden", "memory_size", "word_size", "read_heads", "write_heads")
+    return comparison(
+        compares=(
+            f"one training step (copy-task sigmoid cross-entropy on scored steps + gradient + "
+            f"global-norm clip {CLIP} + Adam) of a DNC (LSTM controller hidden={size['hidden']}, "
+            f"memory {size['memory_size']}x{size['word_size']}, {size['read_heads']} read / "
+            f"{size['write_heads']} write heads), copy task {size['bits']} bits, T={T}, "
+            f"B={B}, float32: diffdyn (diffdyn.nn.DNC, lax.scan, vmap, eqx.filter_jit) vs the "
+            "same model in eager PyTorch (nn.LSTMCell, batched memory ops, Python loop over time)"
+        ),
+        diffdyn=timings["diffdyn"],
+        peer=timings["torch"],
+        peer_name=f"torch {torch.__version__} eager nn.Module, Python time loop, "
+        f"{threads} threads",
+        ratio_at_least=3.0,
+        target="DNC training step against the same DNC in eager PyTorch (same sizes): ≥ 3× faster",
+        settings={
+            "batch": B,
+            "time_steps": T,
+            "bits": size["bits"],
+            "max_length": size["max_length"],
+            **{k: size[k] for k in keys},
+            "learning_rate": LEARNING_RATE,
+            "clip_global_norm": CLIP,
+            "torch_num_threads": threads,
+            "torch_bias_hh": "zero and frozen (diffdyn's LSTM has one bias)",
+        },
+        agreement=checks,
+        diagnostics={
+            "median_s": medians,
+            "torch_1_thread_median_s": single_medians,
+            "ratio_torch_1_thread": single_medians["torch_1_thread"] / single_medians["diffdyn"],
+            "all_timings": timings,
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(__doc__, argv)
+    record = bench(QUICK if args.quick else FULL)
+    record["quick"] = args.quick
+    if args.out is not None or not args.quick:
+        print(f"wrote {write_result('dnc_step', record, args.out)}")
+    print_table("DNC training step (float32)" + (" — quick" if args.quick else ""),
+                {"dnc_step": record})  # fmt: skip
+    print(f"torch on 1 thread / diffdyn: {record['diagnostics']['ratio_torch_1_thread']:.3g}×")
+    print(f"agreement: {record['agreement']}")
+
+
+if __name__ == "__main__":
+    main()
