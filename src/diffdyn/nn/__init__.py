@@ -16,6 +16,7 @@ from .attention import (
     sinusoidal_encoding as sinusoidal_encoding,
 )
 from .dnc import DNC as DNC
+from .memn2n import MemN2N as MemN2N, position_encoding as position_encoding
 from .memory import (
     DNCInterface as DNCInterface,
     DNCMemory as DNCMemory,
