@@ -111,3 +111,35 @@ def test_gradient_matches_finite_differences(x64):
         e = jnp.zeros_like(flat).at[i].set(eps)
         fd = (loss(flat + e) - loss(flat - e)) / (2 * eps)
         assert float(g[i]) == pytest.approx(float(fd), rel=1e-5, abs=1e-9)
+
+
+def _train_accuracy(hops, steps=1500, batch=32):
+    import optax
+
+    net = MemN2N(V, 32, 6, 3, hops, init_scale=0.5, key=jax.random.key(0))
+    params, static = eqx.partition(net, eqx.is_array)
+    opt = optax.adam(1e-2)
+
+    def loss(p, b):
+        s, q, a = b
+        logits, _ = jax.vmap(eqx.combine(p, static))(s, q)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, a).mean()
+
+    def step(carry, k):
+        p, st = carry
+        g = jax.grad(loss)(p, two_hop_batch(k, batch))
+        updates, st = opt.update(g, st, p)
+        return (optax.apply_updates(p, updates), st), None
+
+    train = jax.jit(
+        lambda p, st: jax.lax.scan(step, (p, st), jax.random.split(jax.random.key(1), steps))
+    )
+    (params, _), _ = train(params, opt.init(params))
+    s, q, a = two_hop_batch(jax.random.key(99), 1000)
+    logits, _ = jax.vmap(eqx.combine(params, static))(s, q)
+    return float(jnp.mean(logits.argmax(-1) == a))
+
+
+def test_two_hops_solve_the_task_one_hop_cannot():
+    assert _train_accuracy(2) >= 0.95
+    assert _train_accuracy(1) < 0.8
