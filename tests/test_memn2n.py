@@ -140,6 +140,7 @@ def _train_accuracy(hops, steps=1500, batch=32):
     return float(jnp.mean(logits.argmax(-1) == a))
 
 
+@pytest.mark.slow
 def test_two_hops_solve_the_task_one_hop_cannot():
     assert _train_accuracy(2) >= 0.95
     assert _train_accuracy(1) < 0.8
