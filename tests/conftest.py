@@ -40,3 +40,24 @@ def tree_allclose(a, b, rtol=1e-5, atol=1e-8):
 
 
 __all__ = ["tree_allclose", "jnp"]
+
+
+def to_float64(tree):
+    """Every floating array of a pytree (a model, inputs) cast to float64 (use under `x64`)."""
+    import equinox as eqx
+
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree
+    )
+
+
+def assert_gradient_matches_fd(loss, params, rng, n=6, eps=1e-6, rtol=1e-5, atol=1e-8):
+    """Reverse-mode gradient of `loss(params)` against central finite differences on `n`
+    randomly chosen parameter entries (float64)."""
+    loss = jax.jit(loss)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    grad, _ = jax.flatten_util.ravel_pytree(jax.grad(loss)(params))
+    for i in rng.choice(flat.size, size=min(n, flat.size), replace=False):
+        step = jnp.zeros_like(flat).at[i].set(eps)
+        fd = (loss(unravel(flat + step)) - loss(unravel(flat - step))) / (2 * eps)
+        np.testing.assert_allclose(grad[i], fd, rtol=rtol, atol=atol)

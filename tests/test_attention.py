@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import assert_gradient_matches_fd, to_float64
 from diffdyn.errors import DiffdynError, UnknownNameError
 from diffdyn.nn import (
     SCORES,
@@ -153,26 +154,9 @@ def test_positional_encodings(getkey):
         table(17)
 
 
-def _float64(tree):
-    return jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, tree
-    )
-
-
-def _check_gradient(loss, params, rng, eps=1e-6, n=6):
-    loss = jax.jit(loss)
-    grad = jax.grad(loss)(params)
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    gflat, _ = jax.flatten_util.ravel_pytree(grad)
-    for i in rng.choice(flat.size, size=min(n, flat.size), replace=False):
-        step = jnp.zeros_like(flat).at[i].set(eps)
-        fd = (loss(unravel(flat + step)) - loss(unravel(flat - step))) / (2 * eps)
-        np.testing.assert_allclose(gflat[i], fd, rtol=1e-5, atol=1e-8)
-
-
 @pytest.mark.parametrize("name", SCORES)
 def test_score_gradients_match_finite_differences(name, x64, getkey):
-    score = _float64(make_score(name, 5, 5, key=getkey()))
+    score = to_float64(make_score(name, 5, 5, key=getkey()))
     query = jax.random.normal(getkey(), (5,), jnp.float64)
     keys = jax.random.normal(getkey(), (6, 5), jnp.float64)
     values = jax.random.normal(getkey(), (6, 3), jnp.float64)
@@ -184,11 +168,11 @@ def test_score_gradients_match_finite_differences(name, x64, getkey):
         context = attend(masked_softmax(s.scores(q, k), mask), v)
         return jnp.sum(jnp.sin(context))
 
-    _check_gradient(loss, params, np.random.default_rng(0), n=10)
+    assert_gradient_matches_fd(loss, params, np.random.default_rng(0), n=10)
 
 
 def test_self_attention_gradients_match_finite_differences(x64, getkey):
-    mhsa = _float64(MultiHeadSelfAttention(6, 2, key=getkey()))
+    mhsa = to_float64(MultiHeadSelfAttention(6, 2, key=getkey()))
     x = jax.random.normal(getkey(), (5, 6), jnp.float64)
     params, static = eqx.partition((mhsa, x), eqx.is_inexact_array)
 
@@ -197,4 +181,4 @@ def test_self_attention_gradients_match_finite_differences(x64, getkey):
         out, _ = m(inputs)
         return jnp.sum(jnp.tanh(out))
 
-    _check_gradient(loss, params, np.random.default_rng(1), n=10)
+    assert_gradient_matches_fd(loss, params, np.random.default_rng(1), n=10)

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import assert_gradient_matches_fd, to_float64
 from diffdyn.errors import UnknownNameError
 from diffdyn.nn.dnc import DNC
 
@@ -32,20 +33,12 @@ def test_unknown_controller_is_refused(getkey):
 
 def test_dnc_gradient_matches_finite_differences(x64, getkey):
     dnc = DNC(3, 2, key=getkey(), hidden=5, memory_size=4, word_size=3, read_heads=2)
-    dnc = jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, dnc
-    )
+    dnc = to_float64(dnc)
     x = jax.random.normal(getkey(), (6, 3), jnp.float64)
     params, static = eqx.partition((dnc, x), eqx.is_inexact_array)
 
-    @jax.jit
     def loss(p):
         model, inputs = eqx.combine(p, static)
         return jnp.sum(jnp.sin(model(inputs)))
 
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    grad, _ = jax.flatten_util.ravel_pytree(jax.grad(loss)(params))
-    for i in np.random.default_rng(0).choice(flat.size, 12, replace=False):
-        step = jnp.zeros_like(flat).at[i].set(1e-6)
-        fd = (loss(unravel(flat + step)) - loss(unravel(flat - step))) / 2e-6
-        np.testing.assert_allclose(grad[i], fd, rtol=1e-5, atol=1e-8)
+    assert_gradient_matches_fd(loss, params, np.random.default_rng(0), n=12)

@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import assert_gradient_matches_fd, to_float64
 from diffdyn.errors import DiffdynError, UnknownNameError
 from diffdyn.models import build_model, model_spec
 
@@ -69,24 +70,16 @@ def test_bad_hyperparameters_are_refused(getkey):
 
 def test_gradient_matches_finite_differences(x64, getkey):
     model = _model(getkey(), exog_dim=1, hidden=4, score="general")
-    model = jax.tree_util.tree_map(
-        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model
-    )
+    model = to_float64(model)
     context = jax.random.normal(getkey(), (6, DIM), jnp.float64)
     exog = jax.random.normal(getkey(), (10, 1), jnp.float64)
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
-    @jax.jit
     def loss(p):
         forecast, aux = eqx.combine(p, static)(context, exog, horizon=4)
         return jnp.sum(jnp.sin(forecast)) + jnp.sum(aux["attention"] * jnp.arange(6.0)[None, :])
 
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    grad, _ = jax.flatten_util.ravel_pytree(jax.grad(loss)(params))
-    for i in np.random.default_rng(0).choice(flat.size, 12, replace=False):
-        step = jnp.zeros_like(flat).at[i].set(1e-6)
-        fd = (loss(unravel(flat + step)) - loss(unravel(flat - step))) / 2e-6
-        np.testing.assert_allclose(grad[i], fd, rtol=1e-5, atol=1e-8)
+    assert_gradient_matches_fd(loss, params, np.random.default_rng(0), n=12)
 
 
 def _recall_task(key, context, slots):
