@@ -96,6 +96,7 @@ def test_gradient_matches_finite_differences(x64):
     flat, unravel = ravel_pytree(params)
     flat = flat.astype(jnp.float64)
 
+    @jax.jit
     def loss(v):
         m = eqx.combine(unravel(v), static)
         logits, _ = jax.vmap(m)(s, q)
