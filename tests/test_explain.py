@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+import diffdyn.models.mtnet  # noqa: F401  (registers "mtnet")
 from diffdyn.data.scale import Scaler
 from diffdyn.errors import DataError
 from diffdyn.experiments import run_compare, write_report
+from diffdyn.models import build_model
 from diffdyn.models.base import AbstractForecaster
 from diffdyn.models.registry import ModelSpec, register_model
 from diffdyn.plot import plot_attention
-from diffdyn.train import load_data, load_model
-from diffdyn.train.pipeline import attention_models
+from diffdyn.train import checkpoint, load_data, load_model
+from diffdyn.train.pipeline import attention_models, explain_model
 from test_cli import assert_one_line_error, run
 
 CONTEXT, HORIZON = 8, 4
@@ -121,6 +123,46 @@ def test_plot_attention_with_input_attention():
     assert "input-attention" in bars.get_xlabel()
 
 
+def test_plot_attention_with_memory_attention():
+    memory = _softmax_rows((4, 3), seed=2)
+    figure = plot_attention(_softmax_rows((4, 20)), memory_attention=memory, block_length=4)
+    heat, blocks, heat_bar, blocks_bar = figure.axes
+    (image,) = blocks.get_images()
+    assert np.array_equal(np.asarray(image.get_array()), memory)
+    assert image.get_extent() == [0.5, 3.5, 4.5, 0.5]  # block 1 (oldest) left, step 1 on top
+    # 3 blocks of 4 steps before the 4-step query window that ends the 20-step context.
+    labels = [t.get_text() for t in blocks.get_xticklabels()]
+    assert labels == ["−16…−13", "−12…−9", "−8…−5"]
+    assert "oldest left" in blocks.get_xlabel() and "p" in blocks_bar.get_ylabel()
+    assert heat_bar.get_ylabel() == "attention weight α"
+    # With input attention too: three panels; without a block length, blocks are numbered.
+    figure = plot_attention(
+        _softmax_rows((4, 20)), memory_attention=memory, input_attention=_softmax_rows((20, 2))
+    )
+    heat, blocks, bars = figure.axes[:3]
+    assert [t.get_text() for t in blocks.get_xticklabels()] == ["block 1", "block 2", "block 3"]
+    assert "input-attention" in bars.get_xlabel()
+
+
+@pytest.mark.parametrize(
+    "memory, block_length, message",
+    [
+        (np.ones((3, 2)) / 2, 4, "horizon, blocks"),
+        (np.full((4, 2), np.nan), 4, "horizon, blocks"),
+        (np.ones((4, 5)) / 5, 4, "do not fit in a context of 20"),
+    ],
+)
+def test_plot_attention_bad_memory_attention(memory, block_length, message, tmp_path):
+    with pytest.raises(DataError, match=message):
+        plot_attention(
+            _softmax_rows((4, 20)),
+            tmp_path / "x.png",
+            memory_attention=memory,
+            block_length=block_length,
+        )
+    assert not (tmp_path / "x.png").exists()
+
+
 @pytest.mark.parametrize(
     "weights, inputs, names, message",
     [
@@ -173,6 +215,7 @@ def test_explain_with_a_system(models, tmp_path):
     written = json.loads(out.read_text())
     attention = np.asarray(written["attention"])
     assert attention.shape == (HORIZON, CONTEXT) and written["input_attention"] is None
+    assert written["memory_attention"] is None and written["block_length"] is None
     assert np.all(attention >= 0) and np.allclose(attention.sum(axis=1), 1, atol=1e-5)
     assert written["start"] == 0 and written["held_out_end_of_training_file"] is False
 
@@ -252,6 +295,39 @@ def test_explain_bad_input(models, tmp_path):
         run("explain", models["plain"], *HENON, "-o", png, "--json", out), "--force"
     )
     assert png.read_bytes() == b"old" and not out.exists()
+
+
+def test_explain_mtnet_draws_its_memory_blocks(models, tmp_path):
+    """A tiny MTNet (blocks of 4 steps, context 12: 2 memory blocks and the query), saved
+    untrained with the sidecar of the Hénon model (training one would cost ~10 s)."""
+    folder, png, out = tmp_path / "mtnet", tmp_path / "a.png", tmp_path / "a.json"
+    params = {"window": 4, "hidden": 4, "filters": 2, "kernel": 2, "ar_window": 2}
+    _, sidecar = load_model(models["plain"])
+    sidecar["model"], sidecar["hyperparameters"] = "mtnet", params
+    sidecar["training"] = {**sidecar["training"], "context": 12, "horizon": 3}
+    folder.mkdir()
+    model = build_model("mtnet", 2, key=jax.random.key(0), **params)
+    checkpoint.save_model(folder, model, sidecar)
+    result = run("explain", folder, *HENON, "-o", png, "--json", out)
+    assert result.exit_code == 0, result.stderr
+    written = json.loads(out.read_text())
+    memory, attention = np.asarray(written["memory_attention"]), np.asarray(written["attention"])
+    assert memory.shape == (3, 2) and written["block_length"] == 4
+    assert np.all(memory >= 0) and np.allclose(memory.sum(axis=1), 1, atol=1e-5)
+    assert attention.shape == (3, 12) and np.all(attention[:, 8:] == 0)  # not the query
+    assert np.allclose(attention[:, :8], np.repeat(memory / 4, 4, axis=1), atol=1e-7)
+    # The library's figure of that result has the block panel, labelled by lags.
+    series, source = load_data(system="henon", steps=400, fresh=True)
+    explained = explain_model(folder, series, source)
+    assert np.allclose(explained["memory_attention"], memory)
+    figure = plot_attention(
+        np.asarray(explained["attention"]),
+        memory_attention=explained["memory_attention"],
+        block_length=explained["block_length"],
+    )
+    blocks = figure.axes[1]
+    assert [t.get_text() for t in blocks.get_xticklabels()] == ["−12…−9", "−8…−5"]
+    assert np.allclose(np.asarray(blocks.get_images()[0].get_array()), memory)
 
 
 # -- the compare report ----------------------------------------------------------------------

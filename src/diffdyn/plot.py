@@ -220,6 +220,8 @@ def plot_attention(
     *,
     input_attention: np.ndarray | None = None,
     variable_names: list[str] | tuple[str, ...] | None = None,
+    memory_attention: np.ndarray | None = None,
+    block_length: int | None = None,
     title: str | None = None,
     force: bool = False,
 ) -> Figure:
@@ -229,8 +231,12 @@ def plot_attention(
     step `k` (from the top), column `i` the context sample `C - i` steps before the forecast
     start (the right edge, −1, is the most recent observation); the colour is the alignment
     weight α_ki (tutorial eq. 9), from 0 to the largest weight. With `input_attention`
-    (DA-RNN, Qin et al. 2017, eq. 8), a second panel shows the mean input-attention weight of
-    each driving series over the encoder steps.
+    (DA-RNN, Qin et al. 2017, eq. 8), a panel shows the mean input-attention weight of
+    each driving series over the encoder steps. With `memory_attention` (MTNet, Chang et al.
+    2018: p_i = softmax(uᵀ m_i) over memory blocks), a panel shows forecast step × memory
+    block, the oldest block on the left, each labelled by the steps it covers before the
+    forecast (e.g. `−16…−9` for the newest of 8-step blocks, which sits just before the 8-step
+    query window).
 
     **Arguments:**
 
@@ -239,6 +245,10 @@ def plot_attention(
     - `input_attention`: `[context, n]` input-attention weights of the `n` driving series
       (state variables, then exogenous inputs), or `None`.
     - `variable_names`: the `n` names of the driving series (default `series 1 … n`).
+    - `memory_attention`: `[horizon, blocks]` weights over memory blocks, oldest first, each
+      row summing to 1, or `None`.
+    - `block_length`: steps per memory block (and in the query window), to label the blocks
+      by their lags; `None` labels them `block 1 … n`.
     - `title`: the figure title (default: "attention").
     - `force`: replace an existing file at `path`.
 
@@ -277,17 +287,41 @@ def plot_attention(
             raise DataError(
                 f"input_attention weighs {n} driving series but {len(names)} names were given."
             )
+    horizon, context = weights.shape
+    if memory_attention is not None:
+        memory_attention = np.asarray(memory_attention, float)
+        if (
+            memory_attention.ndim != 2
+            or memory_attention.shape[0] != horizon
+            or 0 in memory_attention.shape
+            or not np.all(np.isfinite(memory_attention))
+        ):
+            raise DataError(
+                f"memory_attention must be a finite [horizon, blocks] = [{horizon}, n] matrix; "
+                f"got shape {memory_attention.shape}."
+            )
+        if block_length is not None and (
+            block_length < 1 or (memory_attention.shape[1] + 1) * block_length > context
+        ):
+            raise DataError(
+                f"{memory_attention.shape[1]} memory blocks of {block_length} steps and the "
+                f"query window do not fit in a context of {context} steps."
+            )
     if path is not None:
         check_figure_path(path, force=force)
-    horizon, context = weights.shape
     height = 3.0 + 3.0 * min(horizon, 100) / 100
-    if input_attention is None:
-        figure = _new_figure(8.0, height)
-        heat = figure.add_subplot()
-    else:
-        figure = _new_figure(12.0, max(height, 1.6 + 0.16 * len(names)))
-        heat, bars = figure.subplots(1, 2, width_ratios=[3, 1])
-        _input_attention_bars(bars, input_attention, names)
+    ratios = [3.0]
+    if memory_attention is not None:
+        ratios.append(2.0)
+    if input_attention is not None:
+        ratios.append(1.0)
+        height = max(height, 1.6 + 0.16 * len(names))
+    figure = _new_figure(8.0 + 4.0 * (len(ratios) - 1), height)
+    panels = list(figure.subplots(1, len(ratios), width_ratios=ratios, squeeze=False)[0])
+    heat = panels.pop(0)
+    memory_panel = panels.pop(0) if memory_attention is not None else None
+    if input_attention is not None:
+        _input_attention_bars(panels.pop(0), input_attention, names)
     # Cells centred on -C … -1 (context) and 1 … H (forecast step, step 1 at the top).
     image = heat.imshow(
         weights,
@@ -304,6 +338,8 @@ def plot_attention(
     heat.set_ylabel("output (forecast) step")
     colourbar = figure.colorbar(image, ax=heat)
     colourbar.set_label("attention weight α")
+    if memory_panel is not None and memory_attention is not None:
+        _memory_attention_heat(figure, memory_panel, memory_attention, block_length)
     figure.suptitle("attention" if title is None else title)
     if path is not None:
         save_figure(figure, path, force=force)
@@ -319,6 +355,42 @@ def _integer_ticks(low: int, high: int, always: int) -> list[int]:
     # A tick crowding `always` gives way to it.
     ticks = [t for t in ticks if low <= t <= high and abs(t - always) >= 0.6 * step]
     return sorted([*ticks, always])
+
+
+def memory_block_labels(blocks: int, block_length: int | None) -> list[str]:
+    """Labels of `blocks` memory blocks, oldest first: the steps each covers before the
+    forecast (`−16…−9`, with minus signs U+2212 as on the axes, is the newest of 8-step
+    blocks, just before the 8-step query window), or `block 1 … n` without a block length."""
+    if block_length is None:
+        return [f"block {i + 1}" for i in range(blocks)]
+    out = []
+    for i in range(blocks):
+        newest_lag = (blocks - i) * block_length + 1
+        out.append(f"−{newest_lag + block_length - 1}…−{newest_lag}")
+    return out
+
+
+def _memory_attention_heat(
+    figure: Figure, ax, memory_attention: np.ndarray, block_length: int | None
+) -> None:
+    horizon, blocks = memory_attention.shape
+    image = ax.imshow(
+        memory_attention,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="viridis",
+        vmin=0.0,
+        vmax=max(float(memory_attention.max()), 1e-12),
+        extent=(0.5, blocks + 0.5, horizon + 0.5, 0.5),
+    )
+    labels = memory_block_labels(blocks, block_length)
+    shown = _integer_ticks(1, blocks, always=blocks)  # the newest block always labelled
+    ax.set_xticks(shown, [labels[i - 1] for i in shown], rotation=45, ha="right")
+    ax.set_yticks(_integer_ticks(1, horizon, always=1))
+    ax.set_xlabel("memory block, steps before the forecast (oldest left)")
+    ax.set_ylabel("output (forecast) step")
+    colourbar = figure.colorbar(image, ax=ax)
+    colourbar.set_label("memory attention weight p")
 
 
 def _input_attention_bars(ax, input_attention: np.ndarray, names: list[str]) -> None:

@@ -510,8 +510,10 @@ def explain_model(
     newest inputs), `input_attention` (`[context, n]` or `None`),
     `driving_series` (the `n` names: variables, then exogenous inputs), `peaks` (per forecast
     step: the `lag` with most weight, 1 = most recent, and that `weight`),
-    `mean_attention_per_lag` (lag 1 first) and `mean_input_attention` (per driving series, or
-    `None`).
+    `mean_attention_per_lag` (lag 1 first), `mean_input_attention` (per driving series, or
+    `None`), and for a memory model (MTNet) `memory_attention` (`[horizon, blocks]`, oldest
+    block first, or `None`) with `block_length` (steps per block, or `None`): block i of n
+    covers lags (n − i + 1)·L + 1 … (n − i + 2)·L, the query window lags 1 … L.
 
     **Example:**
 
@@ -569,6 +571,23 @@ def explain_model(
                 f"model {sidecar['model']} returned input attention of shape {inputs.shape}, "
                 f"not [context, driving series] = ({context}, {len(names)})."
             )
+    memory = aux.get("memory_attention")
+    block_length = None
+    if memory is not None:
+        memory = np.asarray(memory, float)
+        block_length = int(getattr(model, "block_length", 0))
+        # n blocks of `block_length` steps, older than the query window of as many steps.
+        if (
+            memory.ndim != 2
+            or memory.shape[0] != horizon
+            or block_length < 1
+            or (memory.shape[1] + 1) * block_length > context
+        ):
+            raise DiffdynError(
+                f"model {sidecar['model']} returned memory attention of shape {memory.shape} "
+                f"with blocks of {block_length} steps, which do not fit [horizon, blocks] in a "
+                f"context of {context}; the model breaks the aux contract."
+            )
     peak = attention.argmax(axis=1)
     return {
         "model": sidecar["model"],
@@ -587,6 +606,8 @@ def explain_model(
         ],
         "mean_attention_per_lag": attention.mean(axis=0)[::-1].tolist(),
         "mean_input_attention": None if inputs is None else inputs.mean(axis=0).tolist(),
+        "memory_attention": None if memory is None else memory.tolist(),
+        "block_length": block_length,
     }
 
 
