@@ -29,6 +29,7 @@ from .files import check_output_path
 from .plot import (
     check_figure_path,
     format_parameters,
+    memory_block_labels,
     plot_attention,
     plot_forecast,
     plot_series,
@@ -855,6 +856,8 @@ def explain_command(
             output,
             input_attention=result["input_attention"],
             variable_names=result["driving_series"],
+            memory_attention=result["memory_attention"],
+            block_length=result["block_length"],
             title=f"{result['model']} attention on "
             f"{source.get('system') or Path(source.get('path', '')).name}, "
             f"context from sample {result['first_sample']}",
@@ -901,6 +904,11 @@ def _attention_table(result: dict[str, Any]) -> Table:
                 ", ".join(f"{name}: {w:.3g}" for name, w in shares[:EXPLAIN_ROWS]),
             )
         )
+    if result["memory_attention"] is not None:
+        mean = np.asarray(result["memory_attention"]).mean(axis=0)
+        labels = memory_block_labels(len(mean), result["block_length"])
+        top = np.argsort(-mean, kind="stable")[:EXPLAIN_ROWS]
+        rows.append(("memory blocks", ", ".join(f"{labels[i]}: {mean[i]:.3g}" for i in top)))
     return _key_value_table(rows)
 
 

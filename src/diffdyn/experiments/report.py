@@ -271,6 +271,8 @@ def _attention_figure(run_dir: Path, config: dict[str, Any], dataset: str, model
             np.asarray(result["attention"]),
             input_attention=result["input_attention"],
             variable_names=result["driving_series"],
+            memory_attention=result["memory_attention"],
+            block_length=result["block_length"],
             title=f"{model} attention on {dataset}, first test window",
         )
     except DiffdynError:

@@ -6,6 +6,7 @@ from .darnn import DARNN as DARNN
 from .dnc_forecaster import DNCForecaster as DNCForecaster
 from .encoder_decoder import EncoderDecoder as EncoderDecoder
 from .esn import ESN as ESN
+from .mtnet import MTNet as MTNet
 from .ngrc import NGRC as NGRC
 from .persistence import Persistence as Persistence
 from .registry import (

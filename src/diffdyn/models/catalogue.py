@@ -20,3 +20,4 @@ from . import attention_seq2seq  # noqa: E402, F401, I001
 from . import transformer  # noqa: E402, F401, I001
 from . import darnn  # noqa: E402, F401, I001
 from . import dnc_forecaster  # noqa: E402, F401, I001
+from . import mtnet  # noqa: E402, F401, I001
