@@ -1065,30 +1065,53 @@ def results_command(
 
 @app.command(
     "task",
-    epilog="Example: diffdyn task copy --model lstm --budget 60s -o copy-lstm.json",
+    epilog="Example: diffdyn task copy --model dnc --budget 5m -o copy-dnc.json    "
+    "(two-hop: diffdyn task two-hop --model memn2n -p hops=2)",
 )
 def task_command(
-    name: Annotated[str, typer.Argument(help="copy or repeat-copy.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Sequence model: lstm.")] = "lstm",
+    name: Annotated[str, typer.Argument(help="copy, repeat-copy, associative-recall or two-hop.")],
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="Sequence model: lstm, dnc, or memn2n (two-hop only)."),
+    ] = "lstm",
     budget: Annotated[
-        str, typer.Option("--budget", help="Wall-clock training budget: 90, 60s, 5m, 1h.")
-    ] = "2m",
+        str | None,
+        typer.Option("--budget", help="Wall-clock training budget: 90, 60s, 5m, 1h (default 2m)."),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            min=1,
+            help="Train for this many steps (rounded up to 50), with no time limit unless "
+            "--budget is given too.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights and data.")] = 0,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="Model hyperparameter NAME=VALUE (e.g. hidden=64)."),
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="NAME=VALUE",
+            help="Model hyperparameter, repeatable (e.g. -p hidden=64, -p memory_size=32, "
+            "-p hops=3, -p linear_start_steps=500).",
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the result as JSON.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing JSON.")] = False,
 ) -> None:
-    """Train a sequence model on an algorithmic memory task and print its bit error per length.
+    """Train a sequence model on a memory task and print its score per size.
 
-    Trains on the task's lengths (copy: 1–8 vectors of 8 bits), then scores fresh sequences of
-    every length up to twice the longest trained one: the longer ones test generalisation.
+    Trains on the task's sizes (copy: 1–8 vectors of 8 bits; associative-recall: 2–6 items;
+    two-hop: stories of 3 chains) for --budget or --steps, then scores fresh examples of every
+    size up to twice the largest trained one: the larger ones test generalisation. Bit tasks
+    report the bit error, two-hop the accuracy.
     """
     import json
+    import math
     import time
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -1096,18 +1119,8 @@ def task_command(
     from .files import atomic_write
     from .tasks.runner import check_task, run_task
 
-    seconds = parse_budget(budget) or 120.0
-    hyper: dict[str, Any] = {}
-    for item in param or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise DiffdynError(f"--param takes NAME=VALUE; got {item!r}.")
-        try:
-            hyper[key] = int(value)
-        except ValueError:
-            raise DiffdynError(
-                f"hyperparameter {key} must be a whole number; got {value!r}."
-            ) from None
+    seconds = parse_budget(budget) or (math.inf if steps else 120.0)
+    hyper = parse_assignments(param or [])
     check_task(name, model, hyper)
     if output is not None:
         check_output_path(output, force=force, suffixes=[".json"])
@@ -1116,30 +1129,38 @@ def task_command(
         TextColumn("training"), BarColumn(), TextColumn("{task.fields[loss]}"),
         TimeElapsedColumn(), console=Console(stderr=True), transient=True,
     ) as bar:  # fmt: skip
-        job = bar.add_task("train", total=seconds, loss="")
+        by_time = math.isfinite(seconds)
+        job = bar.add_task("train", total=seconds if by_time else steps, loss="")
         started = time.perf_counter()
 
         def report(step: int, loss: float) -> None:
-            bar.update(
-                job, completed=time.perf_counter() - started, loss=f"step {step} loss {loss:.4g}"
-            )
+            done = time.perf_counter() - started if by_time else step
+            bar.update(job, completed=done, loss=f"step {step} loss {loss:.4g}")
 
         result = run_task(
-            name, model, budget=seconds, seed=seed, hyperparameters=hyper, progress=report
-        )
-    table = Table(title=f"{name}, {model}: bit error per length (trained on "
-                  f"{result['trained_lengths'][0]}–{result['trained_lengths'][1]})")  # fmt: skip
-    table.add_column("length", justify="right")
-    table.add_column("bit error", justify="right")
-    for length, error in result["bit_error_per_length"].items():
-        trained = length <= result["trained_lengths"][1]
-        table.add_row(str(length) + ("" if trained else " *"), f"{100 * error:.2f} %")
-    console.print(table)
+            name, model, budget=seconds, max_steps=steps or 10**9, seed=seed,
+            hyperparameters=hyper, progress=report,
+        )  # fmt: skip
+    low, high = result["trained_sizes"]
+    size, metric = result["size"], result["metric"]
+    per = "length" if size == "length" else f"number of {size}"
+    label = metric.replace("_", " ")
+    trained = f"{low}–{high}" if low != high else str(high)
+    # The title on its own line: a table title wraps to the (narrow) table's width.
     console.print(
-        f"{result['steps']} steps in {result['seconds']:.0f} s, {result['parameters']} parameters;"
-        " * = longer than trained.",
-        soft_wrap=True, markup=False,
-    )  # fmt: skip
+        f"{name}, {model}: {label} per {per} (trained on {trained})", soft_wrap=True, markup=False
+    )
+    table = Table()
+    table.add_column(size, justify="right")
+    table.add_column(label, justify="right")
+    for n, score in result[f"{metric}_per_{size}"].items():
+        table.add_row(str(n) + ("" if n <= high else " *"), f"{100 * score:.2f} %")
+    console.print(table)
+    notes = f"{result['steps']} steps in {result['seconds']:.0f} s, "
+    notes += f"{result['parameters']} parameters"
+    if result["softmax_reinserted_at"] is not None:
+        notes += f", softmax re-inserted at step {result['softmax_reinserted_at']}"
+    console.print(notes + "; * = larger than trained.", soft_wrap=True, markup=False)
     if output is not None:
         text = (json.dumps(result, indent=2) + "\n").encode()
         atomic_write(output, lambda f: f.write(text))

@@ -1,6 +1,7 @@
 """Tasks that show what a differentiable memory buys.
 
-Algorithmic sequence tasks (copy, repeat-copy, associative recall) and two-hop queries.
+Algorithmic sequence tasks (copy, repeat-copy, associative recall) and two-hop queries, and
+the runner that trains a sequence model on one and scores it per size (`diffdyn task`).
 """
 
 from .algorithmic import (
@@ -9,5 +10,13 @@ from .algorithmic import (
     bit_error as bit_error,
     copy_task as copy_task,
     repeat_copy_task as repeat_copy_task,
+)
+from .runner import (
+    SEQUENCE_MODELS as SEQUENCE_MODELS,
+    TASKS as TASKS,
+    check_task as check_task,
+    run_task as run_task,
+    score_task as score_task,
+    train_task as train_task,
 )
 from .two_hop import two_hop_batch as two_hop_batch, two_hop_vocab_size as two_hop_vocab_size
