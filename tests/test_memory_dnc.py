@@ -1,3 +1,5 @@
+from functools import partial
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -9,6 +11,7 @@ from diffdyn.nn.memory import (
     DNCInterface,
     DNCMemory,
     DNCState,
+    _outer as outer,
     allocation_weighting,
     content_weighting,
     dnc_initial_state,
@@ -209,3 +212,23 @@ def test_gradients_through_steps_match_finite_differences(x64, getkey, write_hea
         numeric = (plus - minus) / (2 * eps)
         analytic = sum(jnp.sum(g * d) for g, d in zip(grads, direction))
         assert np.allclose(analytic, numeric, rtol=1e-5, atol=1e-8), (analytic, numeric)
+
+
+def test_outer_is_the_broadcast_product(getkey):
+    # The link update and the erase use `_outer` (a dot_general, for a faster gradient on CPU);
+    # it must be the per-head outer product, values and gradients.
+    a = jax.random.normal(getkey(), (2, 5))
+    b = jax.random.normal(getkey(), (2, 3))
+    np.testing.assert_array_equal(outer(a, b), a[:, :, None] * b[:, None, :])
+    weights = jax.random.normal(getkey(), (2, 5, 3))
+
+    @jax.jit
+    def grads_of_both(a, b):
+        grad = partial(jax.grad, argnums=(0, 1))
+        by_dot = grad(lambda a, b: jnp.sum(outer(a, b) * weights))(a, b)
+        by_broadcast = grad(lambda a, b: jnp.sum(a[:, :, None] * b[:, None, :] * weights))(a, b)
+        return by_dot, by_broadcast
+
+    grads, expected = grads_of_both(a, b)
+    for g, e in zip(grads, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-6)

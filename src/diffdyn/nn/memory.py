@@ -266,13 +266,13 @@ def dnc_step(
     write_weights = jnp.stack(write_weights)  # [writes, slots]
 
     # Erase then add: M ⊙ Π_h (E − w^w_h e_hᵀ) + Σ_h w^w_h v_hᵀ.
-    keep = jnp.prod(1.0 - write_weights[:, :, None] * interface.erase_vectors[:, None, :], axis=0)
+    keep = jnp.prod(1.0 - _outer(write_weights, interface.erase_vectors), axis=0)
     memory = state.memory * keep + write_weights.T @ interface.write_vectors
 
     # Temporal links L[i,j] = (1 − w_i − w_j) L[i,j] + w_i p_{t-1}[j], zero diagonal; then p_t.
     w_i = write_weights[:, :, None]
     w_j = write_weights[:, None, :]
-    links = (1.0 - w_i - w_j) * state.links + w_i * state.precedence[:, None, :]
+    links = (1.0 - w_i - w_j) * state.links + _outer(write_weights, state.precedence)
     links = links * (1.0 - jnp.eye(slots, dtype=links.dtype))[None, :, :]
     precedence = (1.0 - jnp.sum(write_weights, axis=1, keepdims=True)) * state.precedence
     precedence = precedence + write_weights
@@ -291,6 +291,19 @@ def dnc_step(
 
     new_state = DNCState(memory, usage, links, precedence, read_weights, write_weights)
     return read_vectors, new_state
+
+
+def _outer(a: Float[Array, "h m"], b: Float[Array, "h n"]) -> Float[Array, "h m n"]:
+    """Per-head outer products a_h b_hᵀ, written as a `dot_general`, not a broadcast product.
+
+    The same numbers as `a[:, :, None] * b[:, None, :]`. The difference is in reverse mode: the
+    broadcast product transposes into a multiply-and-reduce along the broadcast axis, which
+    XLA:CPU fuses into a kernel taking 40–130 µs for a batch of 16 [32 × 32] link matrices,
+    while the `dot_general` transposes into matrix-vector products of about 5 µs. Writing the
+    link update and the erase this way made a DNC training step about 1.5× faster
+    (bench/dnc_step.py).
+    """
+    return jnp.einsum("hm,hn->hmn", a, b)
 
 
 def _check_sizes(memory_size: int, word_size: int, read_heads: int, write_heads: int) -> None:
