@@ -97,7 +97,16 @@ class DNC(eqx.Module):
         return ctrl, self.memory.initial_state(), reads
 
     def step(self, state, x: Float[Array, " n_in"]):
-        """One step: `(output [n_out], next state)`."""
+        """One step: `(output [n_out], next state)`.
+
+        Under reverse mode the step is rematerialised (`jax.checkpoint`, nothing saved): a
+        `lax.scan` over steps then stores only the state between steps, and the backward pass
+        recomputes each step's intermediates instead of writing and reading back about a
+        hundred small arrays per step (bench/dnc_step.py).
+        """
+        return _remat_step(self, state, x)
+
+    def _step(self, state, x: Float[Array, " n_in"]):
         ctrl, mem, reads = state
         chi = jnp.concatenate([x, reads.reshape(-1)])
         if isinstance(self.controller, LSTMCell):
@@ -116,3 +125,13 @@ class DNC(eqx.Module):
 
         _, outputs = jax.lax.scan(body, self.initial_state(), inputs)
         return outputs
+
+
+def _step(dnc: DNC, state, x):
+    return dnc._step(state, x)
+
+
+def _remat_step(dnc: DNC, state, x):
+    # A module-level function, so that JAX's trace cache for `jax.checkpoint` is shared by all
+    # calls (a fresh lambda per call would be traced again each time).
+    return jax.checkpoint(_step, policy=jax.checkpoint_policies.nothing_saveable)(dnc, state, x)
