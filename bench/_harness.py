@@ -62,6 +62,57 @@ def measure(fn: Callable[[], Any], *, repeats: int, warmup: int = 1) -> dict[str
     }
 
 
+def interleaved(
+    runners: dict[str, Callable[[], Any]], rounds: int, repeats: int
+) -> dict[str, dict]:
+    """`measure` every runner in turn, `rounds` times, and pool each one's steady-state samples.
+
+    Interleaving spreads any change of machine load over every side alike. Each runner gets one
+    warm-up call (its `first_call_s`) in the first round only. **Returns:** name → a `measure`
+    record whose `steady_s` holds all `rounds × repeats` samples (median, min, repeats and
+    `compile_s` recomputed from them).
+    """
+    results: dict[str, dict] = {}
+    for round_ in range(rounds):
+        for name, run in runners.items():
+            m = measure(run, repeats=repeats, warmup=1 if round_ == 0 else 0)
+            if name not in results:
+                results[name] = m
+            else:
+                results[name]["steady_s"] += m["steady_s"]
+    for m in results.values():
+        m["steady_median_s"] = statistics.median(m["steady_s"])
+        m["steady_min_s"] = min(m["steady_s"])
+        m["repeats"] = len(m["steady_s"])
+        m["compile_s"] = max(m["first_call_s"] - m["steady_median_s"], 0.0)
+    return results
+
+
+def medians(timings: dict[str, dict]) -> dict[str, float]:
+    """name → steady-state median of an `interleaved` result."""
+    return {name: m["steady_median_s"] for name, m in timings.items()}
+
+
+def torch_one_thread_medians(
+    diffdyn: Callable[[], Any], torch_step: Callable[[], Any], rounds: int, repeats: int
+) -> dict[str, float]:
+    """Medians of `diffdyn` and of `torch_step` under `torch.set_num_threads(1)`, interleaved.
+
+    On a loaded machine PyTorch's threads wait on each other; this shows how much of a ratio
+    depends on that. PyTorch's thread count is restored afterwards. **Returns:**
+    `{"diffdyn": s, "torch_1_thread": s}`.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = interleaved({"diffdyn": diffdyn, "torch_1_thread": torch_step}, rounds, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    return medians(single)
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)

@@ -42,7 +42,6 @@ that writes nothing unless `--out DIR` is given.
 
 from __future__ import annotations
 
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +60,14 @@ from diffdyn.models.registry import model_spec
 from diffdyn.train.fit import _train_step
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import comparison, measure, parse_arguments, print_table, write_result  # noqa: E402
+from _harness import (  # noqa: E402
+    comparison,
+    interleaved,
+    parse_arguments,
+    print_table,
+    torch_one_thread_medians,
+    write_result,
+)
 
 FULL = {
     "batch": 32,
@@ -237,24 +243,6 @@ def torch_runner(net, trainable, optimiser, context, target) -> Callable[[], Any
     return run
 
 
-def interleaved(runners: dict[str, Any], rounds: int, repeats: int) -> dict[str, dict]:
-    """`measure` every runner in turn, `rounds` times, and pool the steady-state samples."""
-    results: dict[str, dict] = {}
-    for round_ in range(rounds):
-        for name, run in runners.items():
-            m = measure(run, repeats=repeats, warmup=1 if round_ == 0 else 0)
-            if name not in results:
-                results[name] = m
-            else:
-                results[name]["steady_s"] += m["steady_s"]
-    for m in results.values():
-        m["steady_median_s"] = statistics.median(m["steady_s"])
-        m["steady_min_s"] = min(m["steady_s"])
-        m["repeats"] = len(m["steady_s"])
-        m["compile_s"] = max(m["first_call_s"] - m["steady_median_s"], 0.0)
-    return results
-
-
 def agreement(model, size, context_np, target_np) -> dict[str, Any]:
     """Same forecasts, loss, gradients and weights after one clipped Adam step."""
     context, target = jnp.asarray(context_np), jnp.asarray(target_np)
@@ -368,18 +356,9 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
     timings = interleaved(runners, size["rounds"], size["repeats"])
     medians = {name: m["steady_median_s"] for name, m in timings.items()}
     threads = torch.get_num_threads()
-    # PyTorch on one thread, beside the same diffdyn step: on a loaded machine its threads wait
-    # on each other, so this shows how much of the ratio depends on that.
-    torch.set_num_threads(1)
-    try:
-        single = interleaved(
-            {"diffdyn": runners["diffdyn"], "torch_1_thread": runners["torch"]},
-            max(1, size["rounds"] // 2),
-            size["repeats"],
-        )
-    finally:
-        torch.set_num_threads(threads)
-    single_medians = {name: m["steady_median_s"] for name, m in single.items()}
+    single_medians = torch_one_thread_medians(
+        runners["diffdyn"], runners["torch"], max(1, size["rounds"] // 2), size["repeats"]
+    )
     ratio = {
         "diffdyn": medians["torch"] / medians["diffdyn"],
         "diffdyn_fit_step": medians["torch"] / medians["diffdyn_fit_step"],

@@ -41,7 +41,6 @@ if "--no-xla-flags" not in sys.argv:  # read before JAX starts: the flag must pr
     ).strip()
 
 import argparse  # noqa: E402
-import statistics  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -57,7 +56,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 from diffdyn.nn import LSTMCell, run_sequence  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import comparison, measure, print_table, write_result  # noqa: E402
+from _harness import comparison, interleaved, print_table, write_result  # noqa: E402
 
 FULL = {"batch": 32, "time": 100, "hidden": 64, "dim": 3, "rounds": 6, "repeats": 25}
 QUICK = {"batch": 8, "time": 20, "hidden": 16, "dim": 3, "rounds": 2, "repeats": 3}
@@ -79,6 +78,7 @@ def sequence_loss(model: SequenceModel, inputs, targets, batch_axis: int = 1):
         lambda x: run_sequence(model.cell, x)[0], in_axes=batch_axis, out_axes=batch_axis
     )(inputs)
     # The readout of all B·T hidden states is one matmul after the scan.
+    assert model.readout.bias is not None
     predictions = hiddens @ model.readout.weight.T + model.readout.bias
     return jnp.mean((predictions - targets) ** 2)
 
@@ -137,7 +137,7 @@ def jax_stepper(loss, params, *, mesh: Mesh | None = None, batch_axis: int = 1):
     local_grad = jax.value_and_grad(loss)
     grad = local_grad
     if mesh is not None:
-        data = [None, None, None]
+        data: list[str | None] = [None, None, None]
         data[batch_axis] = "batch"
         data_spec = PartitionSpec(*data)
 
@@ -170,7 +170,7 @@ def make_jax_runner(loss, params, inputs, targets, **options):
     state, step = jax_stepper(loss, params, **options)
     mesh = options.get("mesh")
     if mesh is not None:
-        data = [None, None, None]
+        data: list[str | None] = [None, None, None]
         data[options.get("batch_axis", 1)] = "batch"
         sharding = NamedSharding(mesh, PartitionSpec(*data))
         inputs, targets = jax.device_put(inputs, sharding), jax.device_put(targets, sharding)
@@ -182,27 +182,6 @@ def make_jax_runner(loss, params, inputs, targets, **options):
         return value
 
     return run
-
-
-def interleaved(runners: dict[str, Any], rounds: int, repeats: int) -> dict[str, dict]:
-    """`measure` every runner in turn, `rounds` times, and pool the steady-state samples.
-
-    Interleaving spreads any change of machine load over every side alike.
-    """
-    results: dict[str, dict] = {}
-    for round_ in range(rounds):
-        for name, run in runners.items():
-            m = measure(run, repeats=repeats, warmup=1 if round_ == 0 else 0)
-            if name not in results:
-                results[name] = m
-            else:
-                results[name]["steady_s"] += m["steady_s"]
-    for m in results.values():
-        m["steady_median_s"] = statistics.median(m["steady_s"])
-        m["steady_min_s"] = min(m["steady_s"])
-        m["repeats"] = len(m["steady_s"])
-        m["compile_s"] = max(m["first_call_s"] - m["steady_median_s"], 0.0)
-    return results
 
 
 def agreement(model, lstm, readout, inputs_np, targets_np) -> dict[str, Any]:
@@ -292,7 +271,10 @@ def bench(size: dict[str, int]) -> dict[str, Any]:
             loss_batch_major, params, *batch_major, batch_axis=0
         ),
         "equinox_straightforward": make_jax_runner(
-            lambda p, x, y: straightforward_loss(*p, x, y), eqx_params, *batch_major, batch_axis=0
+            lambda p, x, y: straightforward_loss(p[0], p[1], x, y),
+            eqx_params,
+            *batch_major,
+            batch_axis=0,
         ),
     }
     devices = jax.devices()
@@ -369,7 +351,7 @@ def bench(size: dict[str, int]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument(
         "--out",
