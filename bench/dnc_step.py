@@ -23,33 +23,53 @@ in the order i, f, g, o). diffdyn's LSTM has one bias, so the torch `bias_hh` is
 and frozen; `agreement` checks that the two give the same outputs, loss, gradients and weights
 after one Adam step before anything is timed. Target: ratio = torch / diffdyn ≥ 3.0. The sides
 are interleaved (rounds of repeats) so that changes of machine load hit both alike.
+`diagnostics` adds the forward pass alone on both sides (`ratio_forward_only`), diffdyn's loss +
+gradient without the optimiser, and the torch step on one thread.
 
 Run `python bench/dnc_step.py` (writes `bench/results/dnc_step.json`), or add `--quick` for a
-smoke test at small sizes that writes nothing unless `--out DIR` is given.
+smoke test at small sizes that writes nothing unless `--out DIR` is given. `--one-core` (a
+diagnostic; writes nothing unless `--out DIR` is given) pins the process to one CPU before JAX
+starts: XLA's CPU client then makes a one-thread pool and runs every kernel of the step on one
+thread, instead of handing ready kernels between its threads (bench/README.md).
 """
 
 from __future__ import annotations
 
-import statistics
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-import torch
-import torch.nn.functional as F
-from torch import nn
+# `--one-core` (a diagnostic, not the headline): pin this process to one CPU before JAX starts,
+# so that XLA's CPU client makes a one-thread pool and runs every kernel on one thread.
+ONE_CORE = "--one-core" in sys.argv
+if ONE_CORE:
+    sys.argv.remove("--one-core")
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
-from diffdyn.nn import DNC
-from diffdyn.tasks.algorithmic import copy_task
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from diffdyn.nn import DNC  # noqa: E402
+from diffdyn.tasks.algorithmic import copy_task  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import comparison, measure, parse_arguments, print_table, write_result  # noqa: E402
+from _harness import (  # noqa: E402
+    comparison,
+    interleaved,
+    medians,
+    parse_arguments,
+    print_table,
+    torch_one_thread_medians,
+    write_result,
+)
 
 FULL = {
     "batch": 16,
@@ -255,24 +275,6 @@ def torch_runner(net, trainable, optimiser, batch) -> Callable[[], Any]:
     return run
 
 
-def interleaved(runners: dict[str, Any], rounds: int, repeats: int) -> dict[str, dict]:
-    """`measure` every runner in turn, `rounds` times, and pool the steady-state samples."""
-    results: dict[str, dict] = {}
-    for round_ in range(rounds):
-        for name, run in runners.items():
-            m = measure(run, repeats=repeats, warmup=1 if round_ == 0 else 0)
-            if name not in results:
-                results[name] = m
-            else:
-                results[name]["steady_s"] += m["steady_s"]
-    for m in results.values():
-        m["steady_median_s"] = statistics.median(m["steady_s"])
-        m["steady_min_s"] = min(m["steady_s"])
-        m["repeats"] = len(m["steady_s"])
-        m["compile_s"] = max(m["first_call_s"] - m["steady_median_s"], 0.0)
-    return results
-
-
 def agreement(model, size, batch_np) -> dict[str, Any]:
     """Same outputs, loss, gradients and weights after one clipped Adam step."""
     n_in, n_out = batch_np[0].shape[-1], batch_np[1].shape[-1]
@@ -348,21 +350,26 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             net, trainable, optimiser, tuple(torch.from_numpy(a) for a in batch_np)
         ),
     }
+    # Where the time goes: the forward pass alone (loss, no gradient) on both sides, and
+    # diffdyn's loss + gradient without the optimiser.
+    batch = tuple(jnp.asarray(a) for a in batch_np)
+    batch_t = tuple(torch.from_numpy(a) for a in batch_np)
+    forward = eqx.filter_jit(loss_diffdyn)
+    value_and_grad = eqx.filter_jit(eqx.filter_value_and_grad(loss_diffdyn))
+    runners["diffdyn_forward_only"] = lambda: forward(model, *batch)
+    runners["diffdyn_value_and_grad"] = lambda: value_and_grad(model, *batch)[0]
+
+    def torch_forward():
+        with torch.no_grad():
+            return loss_torch(net, *batch_t)[0]
+
+    runners["torch_forward_only"] = torch_forward
     timings = interleaved(runners, size["rounds"], size["repeats"])
-    medians = {name: m["steady_median_s"] for name, m in timings.items()}
+    times = medians(timings)
     threads = torch.get_num_threads()
-    # PyTorch on one thread, beside the same diffdyn step: on a loaded machine its threads wait
-    # on each other, so this shows how much of the ratio depends on that.
-    torch.set_num_threads(1)
-    try:
-        single = interleaved(
-            {"diffdyn": runners["diffdyn"], "torch_1_thread": runners["torch"]},
-            max(1, size["rounds"] // 2),
-            size["repeats"],
-        )
-    finally:
-        torch.set_num_threads(threads)
-    single_medians = {name: m["steady_median_s"] for name, m in single.items()}
+    single_medians = torch_one_thread_medians(
+        runners["diffdyn"], runners["torch"], max(1, size["rounds"] // 2), size["repeats"]
+    )
     B, T = batch_np[0].shape[:2]
     keys = ("hidden", "memory_size", "word_size", "read_heads", "write_heads")
     return comparison(
@@ -390,10 +397,19 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             "clip_global_norm": CLIP,
             "torch_num_threads": threads,
             "torch_bias_hh": "zero and frozen (diffdyn's LSTM has one bias)",
+            "one_core": ONE_CORE,
+            "cpus_used": (
+                sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            ),
         },
         agreement=checks,
         diagnostics={
-            "median_s": medians,
+            "median_s": times,
+            "ratio_forward_only": times["torch_forward_only"] / times["diffdyn_forward_only"],
+            "backward_over_forward_diffdyn": (
+                times["diffdyn_value_and_grad"] - times["diffdyn_forward_only"]
+            )
+            / times["diffdyn_forward_only"],
             "torch_1_thread_median_s": single_medians,
             "ratio_torch_1_thread": single_medians["torch_1_thread"] / single_medians["diffdyn"],
             "all_timings": timings,
@@ -405,11 +421,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(__doc__, argv)
     record = bench(QUICK if args.quick else FULL)
     record["quick"] = args.quick
-    if args.out is not None or not args.quick:
+    record["one_core"] = ONE_CORE
+    if args.out is not None or not (args.quick or ONE_CORE):
         print(f"wrote {write_result('dnc_step', record, args.out)}")
     print_table("DNC training step (float32)" + (" — quick" if args.quick else ""),
                 {"dnc_step": record})  # fmt: skip
-    print(f"torch on 1 thread / diffdyn: {record['diagnostics']['ratio_torch_1_thread']:.3g}×")
+    diagnostics = record["diagnostics"]
+    print(f"torch on 1 thread / diffdyn: {diagnostics['ratio_torch_1_thread']:.3g}×")
+    print(f"forward only, torch / diffdyn: {diagnostics['ratio_forward_only']:.3g}×")
     print(f"agreement: {record['agreement']}")
 
 
