@@ -8,7 +8,7 @@ gradient, erase/add writes, a temporal link matrix per write head, backward/cont
 read modes); the output is y_t = W_y [h_t; r_t] + b. These are the `diffdyn task --model dnc`
 defaults. One step = the copy task's loss (8 bits, lengths 1–8, T = 17, batch 16; sigmoid
 cross-entropy summed over bits on the scored steps, divided by their number, as in
-`diffdyn.tasks.runner._loss`) + gradient + global-norm clipping (10, the task runner's) +
+`diffdyn.tasks.runner._bits_loss`) + gradient + global-norm clipping (10, the task runner's) +
 Adam (lr 1e-3), float32.
 
 - diffdyn: `diffdyn.nn.DNC` (one sequence, `lax.scan` over time, `jax.vmap` over the batch),
@@ -225,7 +225,7 @@ def torch_from_diffdyn(model: DNC, size: dict[str, Any], n_in: int, n_out: int):
 
 
 def loss_diffdyn(model, inputs, targets, mask):
-    """`diffdyn.tasks.runner._loss`: sigmoid cross-entropy over bits on the scored steps."""
+    """`diffdyn.tasks.runner._bits_loss`: sigmoid cross-entropy over bits on the scored steps."""
     logits = jax.vmap(model)(inputs)
     per_step = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1) * mask
     return jnp.sum(per_step) / jnp.maximum(jnp.sum(mask), 1.0)
