@@ -66,11 +66,15 @@ def resolve_hyperparameters(name: str, overrides: dict[str, Any]) -> dict[str, A
                 f"model {name} has no hyperparameter {key!r} (it has {allowed})."
                 f"{did_you_mean(key, list(spec.defaults))}"
             )
-        out[key] = _convert(name, key, raw, spec.defaults[key])
+        out[key] = convert_hyperparameter(name, key, raw, spec.defaults[key])
     return out
 
 
-def _convert(model: str, key: str, raw: Any, default: Any) -> Any:
+def convert_hyperparameter(model: str, key: str, raw: Any, default: Any) -> Any:
+    """`raw` (often text from the command line) as the type of `default`, or one-sentence error.
+
+    Booleans accept true/false/1/0/yes/no; integers accept "64" and "64.0" but not "64.5".
+    """
     try:
         if isinstance(default, bool):
             if isinstance(raw, str):

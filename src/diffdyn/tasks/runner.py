@@ -33,7 +33,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
-from ..models.registry import _convert
+from ..models.registry import convert_hyperparameter
 from ..nn import LSTMCell, MemN2N, run_sequence
 from ..nn.dnc import DNC
 from .algorithmic import associative_recall_task, bit_error, copy_task, repeat_copy_task
@@ -245,7 +245,7 @@ def check_task(
                 f"model {model} has no hyperparameter {name!r} (it has {', '.join(defaults)})."
                 f"{did_you_mean(name, list(defaults))}"
             )
-        value = _convert(model, name, raw, defaults[name])
+        value = convert_hyperparameter(model, name, raw, defaults[name])
         if isinstance(value, float) and value <= 0:
             raise DiffdynError(
                 f"hyperparameter {name} of model {model} must be positive; got {raw!r}."
