@@ -311,6 +311,8 @@ def test_explain_mtnet_draws_its_memory_blocks(models, tmp_path):
     result = run("explain", folder, *HENON, "-o", png, "--json", out)
     assert result.exit_code == 0, result.stderr
     assert "memory blocks" in result.stdout and "−8…−5" in result.stdout
+    steps = [line for line in result.stdout.splitlines() if "forecast step" in line]
+    assert steps and all("memory block −" in line and "lag" not in line for line in steps)
     written = json.loads(out.read_text())
     memory, attention = np.asarray(written["memory_attention"]), np.asarray(written["attention"])
     assert memory.shape == (3, 2) and written["block_length"] == 4

@@ -887,13 +887,27 @@ EXPLAIN_ROWS = 5  # forecast steps, lags and driving series listed in the summar
 
 
 def _attention_table(result: dict[str, Any]) -> Table:
-    rows = [
-        (f"forecast step {k}", f"lag {p['lag']} gets most weight ({p['weight']:.3g})")
-        for k, p in enumerate(result["peaks"][:EXPLAIN_ROWS], 1)
-    ]
-    per_lag = result["mean_attention_per_lag"]
-    top = sorted(range(len(per_lag)), key=lambda i: -per_lag[i])[:EXPLAIN_ROWS]
-    rows.append(("mean weight per lag", ", ".join(f"lag {i + 1}: {per_lag[i]:.3g}" for i in top)))
+    if result["memory_attention"] is not None:
+        # Weights spread evenly over a block's steps: name the block, not one of its lags.
+        memory = np.asarray(result["memory_attention"])
+        labels = memory_block_labels(memory.shape[1], result["block_length"])
+        rows = [
+            (
+                f"forecast step {k}",
+                f"memory block {labels[int(np.argmax(p))]} gets most weight ({np.max(p):.3g})",
+            )
+            for k, p in enumerate(memory[:EXPLAIN_ROWS], 1)
+        ]
+    else:
+        rows = [
+            (f"forecast step {k}", f"lag {p['lag']} gets most weight ({p['weight']:.3g})")
+            for k, p in enumerate(result["peaks"][:EXPLAIN_ROWS], 1)
+        ]
+        per_lag = result["mean_attention_per_lag"]
+        top = sorted(range(len(per_lag)), key=lambda i: -per_lag[i])[:EXPLAIN_ROWS]
+        rows.append(
+            ("mean weight per lag", ", ".join(f"lag {i + 1}: {per_lag[i]:.3g}" for i in top))
+        )
     if result["mean_input_attention"] is not None:
         shares = sorted(
             zip(result["driving_series"], result["mean_input_attention"]), key=lambda x: -x[1]
