@@ -1,6 +1,5 @@
 """The training engine, checkpoints and the train/evaluate/forecast pipeline, on a tiny model."""
 
-import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
@@ -72,44 +71,32 @@ def test_fit_learns_a_rotation(strategy, getkey):
     values = jnp.asarray(rotation_series())
     model = LinearStep(2, key=getkey())
     config = TrainConfig(context=4, horizon=5, strategy=strategy, epochs=30, learning_rate=1e-2)
-    state = fit(model, values, None, config, key=getkey(), progress=False)
-    first, last = state.history[0]["val_loss"], state.best_val
+    outcome = fit(model, values, None, config, key=getkey(), progress=False)
+    first, last = outcome.history[0].val_loss, outcome.best_val
     assert last < first / 10
-    assert len(state.history) == 30 and state.finished
+    assert len(outcome.history) == 30 and outcome.finished
 
 
-def test_resumed_training_matches_uninterrupted(getkey):
+def test_resumed_training_matches_uninterrupted(getkey, tmp_path):
     values = jnp.asarray(rotation_series())
     config = TrainConfig(context=4, horizon=5, epochs=6, learning_rate=1e-2, patience=0)
     key, init = getkey(), getkey()
     full = fit(LinearStep(2, key=init), values, None, config, key=key, progress=False)
-    saved = []
 
     class Interrupted(Exception):
         pass
 
     def interrupt_after_three(state):
-        saved.append(dataclasses.replace(state, history=list(state.history)))
-        if state.epoch == 3:
+        if len(state.history) == 3:
             raise Interrupted  # as Ctrl-C would, after the epoch's checkpoint was written
 
     with pytest.raises(Interrupted):
-        fit(
-            LinearStep(2, key=init),
-            values,
-            None,
-            config,
-            key=key,
-            progress=False,
-            on_epoch_end=interrupt_after_three,
-        )
-    state = saved[-1]
-    assert state.epoch == 3
-    resumed = fit(
-        LinearStep(2, key=init), values, None, config, key=key, state=state, progress=False
-    )
-    np.testing.assert_array_equal(resumed.best_model.a, full.best_model.a)
-    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
+        fit(LinearStep(2, key=init), values, None, config, key=key, progress=False,
+            checkpoint=tmp_path, on_validation=interrupt_after_three)  # fmt: skip
+    resumed = fit(LinearStep(2, key=init), values, None, config, key=key, progress=False,
+                  checkpoint=tmp_path, resume=True)  # fmt: skip
+    np.testing.assert_array_equal(resumed.module.a, full.module.a)
+    assert [h.val_loss for h in resumed.history] == [h.val_loss for h in full.history]
 
 
 def test_nan_guard_stops_with_a_clear_error(getkey):
@@ -123,10 +110,11 @@ def test_nan_guard_stops_with_a_clear_error(getkey):
 def test_budget_stops_training(getkey):
     values = jnp.asarray(rotation_series())
     config = TrainConfig(context=4, horizon=5, epochs=1000, patience=0)
-    state = fit(
+    outcome = fit(
         LinearStep(2, key=getkey()), values, None, config, key=getkey(), budget=0.5, progress=False
     )
-    assert "budget" in state.stop_reason and state.epoch < 1000
+    assert "budget" in outcome.stop_reason and not outcome.finished
+    assert outcome.steps < 1000
 
 
 def test_pipeline_train_evaluate_forecast_and_resume(tmp_path):
@@ -177,25 +165,25 @@ def test_schema_mismatch_names_the_variables(tmp_path):
 
 
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch):
-    from diffdyn.train import checkpoint
+    from diffdyn.train import loop
 
     series, source = load_data(system="henon", steps=400)
     train_model(series, source, "test-linear", tmp_path / "full", progress=False)
 
-    original = checkpoint.save_train_state
+    original = loop._save_state
 
-    def save_then_die(folder, state, sidecar):
-        original(folder, state, sidecar)
-        if state.epoch == 3:
+    def save_then_die(folder, state, meta):
+        original(folder, state, meta)
+        if len(state.history) == 3:
             raise KeyboardInterrupt  # killed right after the epoch-3 checkpoint
 
-    monkeypatch.setattr(checkpoint, "save_train_state", save_then_die)
+    monkeypatch.setattr(loop, "_save_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_model(series, source, "test-linear", tmp_path / "cut", progress=False)
     assert not (tmp_path / "cut" / "model.json").exists()
     with pytest.raises(CheckpointError, match="--resume"):
         load_model(tmp_path / "cut")
-    monkeypatch.setattr(checkpoint, "save_train_state", original)
+    monkeypatch.setattr(loop, "_save_state", original)
     train_model(series, source, "test-linear", tmp_path / "cut", resume=True, progress=False)
     full, _ = load_model(tmp_path / "full")
     resumed, sidecar = load_model(tmp_path / "cut")

@@ -8,5 +8,5 @@ from .io import (
 from .sampling import SamplingReport as SamplingReport, sampling_report as sampling_report
 from .scale import Scaler as Scaler
 from .series import Series as Series
-from .split import split_series as split_series
+from .split import held_out_start as held_out_start, split_series as split_series
 from .window import Windows as Windows, make_windows as make_windows

@@ -71,3 +71,21 @@ def split_series(
                 "needs at least 2; use a longer series or larger parts."
             )
     return tuple(series.slice(start, stop) for start, stop in zip(bounds, bounds[1:]))
+
+
+def held_out_start(n_rows: int, fraction: float, min_rows: int = 1) -> int:
+    """The first row of the held-out end of a series of `n_rows`: the one time split of diffdyn.
+
+    The last `round(fraction · n_rows)` rows are held out (the test end of a user's file, the
+    validation end of a training span), unless either part would then have fewer than
+    `min_rows` rows (e.g. one window) or `fraction` is 0: then nothing is held out and the
+    result is `n_rows`.
+
+    **Example:** `held_out_start(1000, 0.2)` is 800; `held_out_start(10, 0.2, min_rows=5)` is 10.
+    """
+    if not 0 <= fraction < 1:
+        raise DataError(f"the held-out fraction must be in [0, 1); got {fraction}.")
+    n_hold = int(round(n_rows * fraction))
+    if fraction == 0 or n_hold < min_rows or n_rows - n_hold < min_rows:
+        return n_rows
+    return n_rows - n_hold

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
 import jax
@@ -98,9 +99,20 @@ def convert_hyperparameter(model: str, key: str, raw: Any, default: Any) -> Any:
 
 
 def build_model(
-    name: str, dim: int, exog_dim: int = 0, *, key: jax.Array, **hyperparameters: Any
+    name: str,
+    dim: int,
+    exog_dim: int = 0,
+    *,
+    dt: float = 1.0,
+    key: jax.Array,
+    **hyperparameters: Any,
 ) -> AbstractForecaster:
-    """Build a registered model for data with `dim` variables and `exog_dim` inputs.
+    """Build a registered model for data with `dim` variables and `exog_dim` inputs, sampled
+    every `dt` time units.
+
+    Every model is built knowing `dt`: a class whose constructor takes a `dt` keyword (a
+    continuous-time model, which integrates over real time) receives it; the others forecast
+    in steps of the data and do not need it.
 
     **Example:**
 
@@ -113,6 +125,10 @@ def build_model(
     """
     spec = model_spec(name)
     params = resolve_hyperparameters(name, hyperparameters)
+    if not dt > 0:
+        raise DiffdynError(f"the sampling step dt must be positive; got {dt}.")
+    if "dt" in inspect.signature(spec.cls.__init__).parameters:
+        params["dt"] = float(dt)
     return spec.cls(dim, exog_dim, key=key, **spec.fixed, **params)  # pyright: ignore[reportCallIssue]
 
 

@@ -5,8 +5,13 @@ A model folder holds:
 - `model.eqx`: the trained model's arrays;
 - `model.json`: model name, hyperparameters, training options, scaler, data schema, diffdyn
   version and checkpoint format — written last, so its presence means the folder is complete;
-- `resume/state.eqx` + `resume/state.json`: the training state after the last finished epoch
-  (model, best model, optimiser state, counters), kept while training can still continue.
+- `resume/state.eqx` + `resume/state.json`: the training state after the last validation
+  (model, best model, optimiser state, counters; written by `train.loop`), kept while
+  training can still continue.
+
+Any other module (a system with learnable fields, a task network, a controller) is saved with
+`save_module(path, module, Recipe(builder, kwargs))`: the recipe names the builder, so loading
+needs no registry.
 
 Loading never runs code from the file (no pickle): the arrays are read into a model built from
 the sidecar's name and hyperparameters.
@@ -14,10 +19,13 @@ the sidecar's name and hyperparameters.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,55 @@ from ..models.base import AbstractForecaster
 from ..models.registry import build_model
 
 FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to rebuild a module: a builder `"package.module:callable"` and its JSON arguments.
+
+    `build()` imports the builder only from diffdyn itself or from a module already imported
+    (a user's own code, imported by the user), so a file can never make diffdyn import code.
+
+    **Example:** `Recipe("diffdyn.tasks.runner:LSTMSequenceModel", [9, 8], {"hidden": 32})`
+    """
+
+    builder: str
+    args: list[Any] = dataclasses.field(default_factory=list)
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"builder": self.builder, "args": list(self.args), "kwargs": dict(self.kwargs)}
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> Recipe:
+        return cls(str(stored["builder"]), list(stored.get("args", [])),
+                   dict(stored.get("kwargs", {})))  # fmt: skip
+
+    @classmethod
+    def of(cls, builder: Any, *args: Any, **kwargs: Any) -> Recipe:
+        """The recipe calling `builder(*args, key=..., **kwargs)`."""
+        return cls(f"{builder.__module__}:{builder.__qualname__}", list(args), kwargs)
+
+    def build(self, key: jax.Array | None = None) -> Any:
+        module_name, _, name = self.builder.partition(":")
+        if module_name.split(".")[0] != "diffdyn" and module_name not in sys.modules:
+            raise CheckpointError(
+                f"the module is built by {self.builder}, which is neither part of diffdyn nor "
+                f"imported; import {module_name} first (diffdyn never imports code a file names)."
+            )
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in name.split("."):
+                target = getattr(target, part)
+            return target(*self.args, key=jax.random.key(0) if key is None else key,
+                          **self.kwargs)  # fmt: skip
+        except (ImportError, AttributeError, TypeError) as error:
+            raise CheckpointError(
+                f"cannot rebuild the module with {self.builder} ({error}); it was saved by "
+                "another version of the code."
+            ) from None
+
+
 MODEL_FILE, SIDECAR, RESUME = "model.eqx", "model.json", "resume"
 
 
@@ -136,6 +193,7 @@ def template_model(sidecar: dict[str, Any]) -> AbstractForecaster:
             sidecar["model"],
             int(sidecar["dim"]),
             int(sidecar["exog_dim"]),
+            dt=float(sidecar.get("dt") or 1.0),
             key=jax.random.key(0),
             **sidecar["hyperparameters"],
         )
@@ -153,10 +211,12 @@ def load_model(folder: str | os.PathLike) -> tuple[AbstractForecaster, dict[str,
     path = folder / MODEL_FILE
     if not path.exists():
         raise CheckpointError(f"{path} is missing; retrain the model.")
-    return _deserialise(path, template_model(sidecar)), sidecar
+    return deserialise(path, template_model(sidecar)), sidecar
 
 
-def _deserialise(path: Path, like):
+def deserialise(path: Path, like):
+    """Read arrays saved by `eqx.tree_serialise_leaves` into `like`; `CheckpointError` on a
+    truncated or mismatched file."""
     try:
         with open(path, "rb") as f:
             out = eqx.tree_deserialise_leaves(f, like)
@@ -170,27 +230,31 @@ def _deserialise(path: Path, like):
         ) from None
 
 
-def save_train_state(folder: Path, state, sidecar: dict[str, Any]) -> None:
-    """Write the resumable training state (arrays, then JSON)."""
-    resume = folder / RESUME
-    resume.mkdir(exist_ok=True)
-    arrays = (state.model, state.best_model, state.opt_state)
-    atomic_write(resume / "state.eqx", lambda f: eqx.tree_serialise_leaves(f, arrays))
-    write_json(resume / "state.json", {"progress": state.progress(), "sidecar": sidecar})
+def save_module(path: str | os.PathLike, module: Any, recipe: Recipe) -> None:
+    """Save any module: its arrays to `path` (`.eqx`) and how to rebuild it to `path.json`.
+
+    The sidecar names the builder (`"package.module:callable"`) and its JSON arguments;
+    `load_module` calls it to get a template and reads the arrays into it. Nothing in the file
+    is executed: the builder must live in diffdyn or in a module already imported.
+    """
+    path = Path(path)
+    atomic_write(path, lambda f: eqx.tree_serialise_leaves(f, module))
+    write_json(path.with_suffix(".json"), {"format": FORMAT, "diffdyn_version": __version__,
+                                           "recipe": recipe.to_json()})  # fmt: skip
 
 
-def load_train_state(folder: Path, fresh_state) -> tuple[Any, dict[str, Any]]:
-    """Read a training state into `fresh_state` (a `TrainState` built like the original)."""
-    resume = folder / RESUME
+def load_module(path: str | os.PathLike) -> Any:
+    """Load a module saved by `save_module`."""
+    path = Path(path)
     try:
-        stored = json.loads((resume / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"the training state in {resume} is unreadable ({error}).") from None
-    like = (fresh_state.model, fresh_state.best_model, fresh_state.opt_state)
-    model, best, opt_state = _deserialise(resume / "state.eqx", like)
-    fresh_state.model, fresh_state.best_model, fresh_state.opt_state = model, best, opt_state
-    fresh_state.restore_progress(stored["progress"])
-    return fresh_state, stored["sidecar"]
+        stored = json.loads(path.with_suffix(".json").read_text())
+        recipe = Recipe.from_json(stored["recipe"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"{path.with_suffix('.json')} is missing or unreadable ({type(error).__name__}); "
+            "save the module again."
+        ) from None
+    return deserialise(path, recipe.build())
 
 
 def clear_train_state(folder: Path) -> None:

@@ -19,9 +19,11 @@ class TrainConfig:
     - `strategy`: `"teacher"` (one-step-ahead loss: the model sees true data, predicts the
       next step), `"free"` (the loss covers a closed-loop rollout of `horizon` steps,
       backpropagated through), `"curriculum"` (the rollout grows from 1 to `horizon` steps over
-      the first half of training, then stays).
+      the first half of the run — of its steps or its budget — then stays).
     - `epochs`, `batch_size`, `learning_rate`, `clip` (global gradient norm),
-      `weight_decay` (AdamW when > 0), `schedule` (`"constant"` or `"cosine"`).
+      `weight_decay` (AdamW when > 0), `schedule` (`"constant"` or `"cosine"`, in units of
+      run progress: the fraction of the steps or of the budget done, whichever is larger),
+      `warmup` (the fraction of the run over which the learning rate ramps up from 0).
     - `validation`: fraction of the training windows' time span held out (the end) for early
       stopping; `patience`: epochs without improvement before stopping (0 = never).
     - `stride`: step between consecutive training windows.
@@ -38,6 +40,7 @@ class TrainConfig:
     clip: float = 1.0
     weight_decay: float = 0.0
     schedule: str = "cosine"
+    warmup: float = 0.02
     validation: float = 0.15
     patience: int = 10
     stride: int = 1
@@ -57,6 +60,8 @@ class TrainConfig:
             raise DiffdynError(f"schedule must be 'constant' or 'cosine'; got {self.schedule!r}.")
         if not self.learning_rate > 0:
             raise DiffdynError(f"learning_rate must be positive; got {self.learning_rate}.")
+        if not 0 <= self.warmup < 1:
+            raise DiffdynError(f"warmup must be a fraction in [0, 1); got {self.warmup}.")
         if not 0 <= self.validation < 0.9:
             raise DiffdynError(
                 f"validation must be a fraction in [0, 0.9); got {self.validation}."

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.io import read_series
+from ..data.split import held_out_start
 from ..data.scale import Scaler
 from ..data.series import Series
 from ..errors import DataError, DiffdynError
@@ -30,7 +31,8 @@ from ..systems.registry import get_system, system_class
 from ..systems.simulate import simulate
 from . import checkpoint
 from .config import TrainConfig
-from .fit import fit, init_state
+from .fit import fit
+from .loop import read_state_meta
 
 TEST_FRACTION = 0.2  # the end of a user's file held out from training
 
@@ -181,6 +183,7 @@ def train_model(
     resume: bool = False,
     progress: bool = True,
     lyapunov_exponent: float | None = None,
+    devices: int | None = None,
 ) -> TrainResult:
     """Train a registered model on `series` and save it in `folder`.
 
@@ -198,7 +201,7 @@ def train_model(
         resume=resume,
     )
     if source["kind"] == "file":
-        train_rows = int(len(series) * (1 - TEST_FRACTION))
+        train_rows = held_out_start(len(series), TEST_FRACTION)
         train = series.slice(0, train_rows)
     else:
         train_rows = len(series)
@@ -215,7 +218,9 @@ def train_model(
     exog = None if train.exog is None else jnp.asarray(train.exog)
     key = jax.random.key(seed)
     init_key, train_key = jax.random.split(key)
-    model = build_model(model_name, train.dim, len(train.exog_variables), key=init_key, **hyper)
+    dt = float(train.dt or 1.0)
+    model = build_model(model_name, train.dim, len(train.exog_variables), dt=dt, key=init_key,
+                        **hyper)  # fmt: skip
     lam = _lyapunov_exponent(train, lyapunov_exponent)
     sidecar: dict[str, Any] = {
         "model": model_name,
@@ -233,41 +238,43 @@ def train_model(
     }
     started = time.perf_counter()
     if model.fit_kind == "gradient":
-        state, _ = init_state(model, config, 1)
+        resume_folder = folder / checkpoint.RESUME
         if resume:
-            state, stored = checkpoint.load_train_state(folder, state)
+            stored = read_state_meta(resume_folder)
             if stored.get("model") != model_name or stored.get("hyperparameters") != hyper:
                 raise checkpoint.CheckpointError(
                     f"the unfinished training in {folder} is of model {stored.get('model')} "
                     "with other settings; resume it with the same --model and --param."
                 )
             sidecar["seed"] = seed = stored["seed"]
-            train_key = jax.random.split(jax.random.key(seed))[1]
-
-        def save_state(s):
-            checkpoint.save_train_state(folder, s, sidecar)
-
-        state = fit(
+            init_key, train_key = jax.random.split(jax.random.key(seed))
+            model = build_model(model_name, train.dim, len(train.exog_variables), dt=dt,
+                                key=init_key, **hyper)  # fmt: skip
+        outcome = fit(
             model,
             values,
             exog,
             config,
             key=train_key,
             budget=budget,
-            state=state,
-            on_epoch_end=save_state,
+            checkpoint=resume_folder,
+            checkpoint_meta=sidecar,
+            resume=resume,
+            devices=devices,
             progress=progress,
         )
-        trained, stop_reason = state.best_model, state.stop_reason
-        sidecar["history"] = state.history
-        sidecar["best_val_loss"] = state.best_val
-        sidecar["train_seconds"] = state.seconds
+        trained, stop_reason = outcome.module, outcome.stop_reason
+        finished = outcome.finished
+        sidecar["history"] = [r.to_json() for r in outcome.history]
+        sidecar["best_val_loss"] = outcome.best_val
+        sidecar["train_seconds"] = outcome.seconds
+        sidecar["steps"] = outcome.steps
     elif model.fit_kind == "closed_form":
         trained = model.fit_closed_form(values, exog)
-        stop_reason = "fitted in closed form"
+        stop_reason, finished = "fitted in closed form", True
         sidecar["train_seconds"] = time.perf_counter() - started
     else:
-        trained, stop_reason = model, "nothing to fit"
+        trained, stop_reason, finished = model, "nothing to fit", True
         sidecar["train_seconds"] = 0.0
     leaves = jax.tree_util.tree_leaves(eqx.filter(trained, eqx.is_inexact_array))
     if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves):
@@ -276,15 +283,12 @@ def train_model(
             "learning_rate or the teacher strategy."
         )
     sidecar["stop_reason"] = stop_reason
+    sidecar["finished"] = finished
     sidecar["parameters"] = int(sum(leaf.size for leaf in leaves))
     checkpoint.save_model(folder, trained, sidecar)
-    if state_finished(sidecar):
+    if finished:
         checkpoint.clear_train_state(folder)
     return TrainResult(folder, sidecar, stop_reason)
-
-
-def state_finished(sidecar: dict[str, Any]) -> bool:
-    return not str(sidecar.get("stop_reason", "")).startswith("wall-clock")
 
 
 def _schema_part(series: Series, sidecar: dict[str, Any]) -> Series:
