@@ -189,3 +189,48 @@ def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch):
     resumed, sidecar = load_model(tmp_path / "cut")
     np.testing.assert_array_equal(full.a, resumed.a)
     assert len(sidecar["history"]) == 6
+
+
+DEVICES_SCRIPT = """
+import sys
+from diffdyn.train.devices import use_devices
+use_devices(2)
+import jax, jax.numpy as jnp, numpy as np
+sys.path.insert(0, {tests!r})
+from test_train import rotation_series
+from diffdyn.models import build_model
+from diffdyn.train import TrainConfig, fit
+values = jnp.asarray(rotation_series(300))
+config = TrainConfig(context=8, horizon=5, epochs=2, batch_size=32, learning_rate=1e-2)
+runs = []
+for devices in (1, 2):
+    model = build_model("lstm", 2, key=jax.random.key(0), hidden=8)
+    runs.append(fit(model, values, None, config, key=jax.random.key(1), devices=devices,
+                    progress=False))
+one, two = runs
+assert len(jax.local_devices()) == 2
+assert one.steps == two.steps > 0
+np.testing.assert_allclose([h.val_loss for h in one.history],
+                           [h.val_loss for h in two.history], rtol=1e-5)
+for a, b in zip(jax.tree_util.tree_leaves(one.module), jax.tree_util.tree_leaves(two.module)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+print("agree")
+"""
+
+
+def test_two_host_devices_give_the_same_training_as_one():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = DEVICES_SCRIPT.format(tests=str(Path(__file__).parent))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "agree" in done.stdout
+
+
+def test_more_devices_than_there_are_is_refused():
+    from diffdyn.train.loop import _mesh_shardings
+
+    with pytest.raises(DiffdynError, match="local device"):
+        _mesh_shardings(64)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import json
 import math
 import os
@@ -65,12 +66,13 @@ class Recipe:
 
     @classmethod
     def of(cls, builder: Any, *args: Any, **kwargs: Any) -> Recipe:
-        """The recipe calling `builder(*args, key=..., **kwargs)`."""
+        """The recipe calling `builder(*args, **kwargs)` (and `key=` when it takes one)."""
         return cls(f"{builder.__module__}:{builder.__qualname__}", list(args), kwargs)
 
     def build(self, key: jax.Array | None = None) -> Any:
         module_name, _, name = self.builder.partition(":")
-        if module_name.split(".")[0] != "diffdyn" and module_name not in sys.modules:
+        own = module_name.split(".")[0] == "diffdyn"
+        if not own and module_name not in sys.modules:
             raise CheckpointError(
                 f"the module is built by {self.builder}, which is neither part of diffdyn nor "
                 f"imported; import {module_name} first (diffdyn never imports code a file names)."
@@ -79,9 +81,22 @@ class Recipe:
             target: Any = importlib.import_module(module_name)
             for part in name.split("."):
                 target = getattr(target, part)
-            return target(*self.args, key=jax.random.key(0) if key is None else key,
-                          **self.kwargs)  # fmt: skip
-        except (ImportError, AttributeError, TypeError) as error:
+        except (ImportError, AttributeError) as error:
+            raise CheckpointError(
+                f"cannot rebuild the module with {self.builder} ({error}); it was saved by "
+                "another version of the code."
+            ) from None
+        if not own and not (isinstance(target, type) and issubclass(target, eqx.Module)):
+            raise CheckpointError(
+                f"{self.builder} is neither part of diffdyn nor an Equinox module class; "
+                "a saved module is rebuilt only by one of those."
+            )
+        kwargs = dict(self.kwargs)
+        try:
+            if "key" in inspect.signature(target).parameters:
+                kwargs["key"] = jax.random.key(0) if key is None else key
+            return target(*self.args, **kwargs)
+        except (TypeError, ValueError) as error:
             raise CheckpointError(
                 f"cannot rebuild the module with {self.builder} ({error}); it was saved by "
                 "another version of the code."

@@ -111,7 +111,10 @@ class TrainState(Generic[M]):
             if name == "best_val":
                 value = math.inf if value is None else value
             elif name == "history":
-                value = [Record(**r) for r in value]
+                value = [
+                    Record(**{k: math.nan if v is None else v for k, v in r.items()})
+                    for r in value
+                ]
             setattr(self, name, value)
 
 
@@ -271,8 +274,9 @@ def _save_state(folder: Path, state: TrainState, meta: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     arrays = (state.module, state.best_module, state.opt_state)
     atomic_write(folder / STATE_ARRAYS, lambda f: eqx.tree_serialise_leaves(f, arrays))
-    text = json.dumps({"counters": state.counters(), "meta": meta}, indent=2, allow_nan=False)
-    atomic_write(folder / STATE_JSON, lambda f: f.write(text.encode()))
+    from .checkpoint import write_json  # non-finite floats become null
+
+    write_json(folder / STATE_JSON, {"counters": state.counters(), "meta": meta})
 
 
 def has_state(folder: str | Path) -> bool:

@@ -1,0 +1,141 @@
+"""The one optimisation core, `diffdyn.train.train`, on modules that are not forecasters."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from diffdyn.errors import DiffdynError
+from diffdyn.systems import Henon
+from diffdyn.train import Recipe, TrainingError, load_module, save_module, schedule, train
+from diffdyn.train.checkpoint import deserialise
+
+OBSERVED = 24  # one-step pairs of the Hénon map seen by the identification test
+
+
+def henon_pairs():
+    """Consecutive states of the true Hénon map (a = 1.4, b = 0.3)."""
+    true, state, states = Henon(), jnp.asarray([0.1, 0.1]), []
+    for _ in range(OBSERVED + 100):
+        state = true.step(state, None)
+        states.append(state)
+    states = jnp.stack(states[100:])
+    return states[:-1], states[1:]
+
+
+class PairBatches(eqx.Module):
+    """Minibatches of one-step pairs (x_n, x_{n+1}), drawn on device."""
+
+    before: jax.Array
+    after: jax.Array
+
+    def __call__(self, key, step, progress):
+        pick = jax.random.randint(key, (8,), 0, self.before.shape[0])
+        return self.before[pick], self.after[pick]
+
+
+def one_step_loss(system, batch, key):
+    before, after = batch
+    return jnp.mean((jax.vmap(lambda s: system.step(s, None))(before) - after) ** 2)
+
+
+def identify_henon(steps, **options):
+    start = Henon(a=1.2)  # the parameter a is a field: train fits it like a weight
+    return train(start, one_step_loss, PairBatches(*henon_pairs()), optax.adam(0.05),
+                 key=jax.random.key(3), steps=steps, progress=False, **options)  # fmt: skip
+
+
+def test_a_system_parameter_is_identified_through_the_core():
+    outcome = identify_henon(400)
+    assert abs(float(outcome.module.a) - 1.4) < 1e-3
+    assert abs(float(outcome.module.b) - 0.3) < 1e-3
+    assert outcome.steps == 400 and outcome.finished
+
+
+def test_a_killed_system_run_resumes_bit_for_bit(tmp_path):
+    full = identify_henon(200, validate_every=50)
+
+    def killed_after_the_second_checkpoint(state):
+        if state.step == 100:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        identify_henon(200, validate_every=50, checkpoint=tmp_path,
+                       on_validation=killed_after_the_second_checkpoint)  # fmt: skip
+    resumed = identify_henon(200, validate_every=50, checkpoint=tmp_path, resume=True)
+    assert resumed.steps == 200
+    np.testing.assert_array_equal(np.asarray(resumed.module.a), np.asarray(full.module.a))
+    np.testing.assert_array_equal(np.asarray(resumed.module.b), np.asarray(full.module.b))
+    assert [r.loss for r in resumed.history] == [r.loss for r in full.history]
+
+
+class Progress(eqx.Module):
+    """The batch is the run progress at the step: with SGD at rate ½ on (w − p)², w ends as
+    the progress of the last step."""
+
+    def __call__(self, key, step, progress):
+        return progress
+
+
+def test_a_budget_run_reaches_the_end_of_its_schedule():
+    cosine = schedule.cosine(warmup=0.1, final=0.05)
+
+    def loss(w, progress, key):
+        return (w - progress) ** 2
+
+    outcome = train(jnp.asarray(0.0), loss, Progress(), optax.sgd(0.5), key=jax.random.key(0),
+                    budget=1.5, progress=False)  # fmt: skip
+    last_progress = float(outcome.module)
+    assert 0.95 <= last_progress <= 1.0 and outcome.steps > 20
+    assert float(cosine(jnp.asarray(last_progress))) == pytest.approx(0.05, abs=0.01)
+    assert outcome.history[-1].progress == pytest.approx(1.0, abs=0.05)
+    assert "budget" in outcome.stop_reason and not outcome.finished
+
+
+def test_a_forced_nan_stops_with_a_clear_error_and_writes_nothing(tmp_path):
+    def loss(w, batch, key):
+        return jnp.sum(w) * jnp.nan
+
+    with pytest.raises(TrainingError, match="diverged.*smaller learning rate"):
+        train(jnp.ones(3), loss, Progress(), optax.adam(1e-2), key=jax.random.key(0), steps=100,
+              checkpoint=tmp_path / "state", progress=False)  # fmt: skip
+    # What was saved for a resume is the last finite module: the guard never let NaN in.
+    module, best, _ = deserialise(tmp_path / "state" / "state.eqx", (jnp.ones(3),) * 2 + (
+        optax.adam(1e-2).init(jnp.ones(3)),))  # fmt: skip
+    np.testing.assert_array_equal(module, jnp.ones(3))
+    np.testing.assert_array_equal(best, jnp.ones(3))
+
+
+def test_a_diverging_forecaster_leaves_no_model(tmp_path):
+    import test_train  # noqa: F401  (registers the test-linear model)
+    from diffdyn.train import load_data, train_model
+
+    series, source = load_data(system="henon", steps=300)
+    with pytest.raises(TrainingError, match="diverged"):
+        train_model(series, source, "test-linear", tmp_path / "m", progress=False,
+                    hyperparameters={"blow_up": True})  # fmt: skip
+    assert not (tmp_path / "m" / "model.json").exists()
+    assert not (tmp_path / "m" / "model.eqx").exists()
+
+
+def test_a_run_needs_an_end_and_resume_needs_a_state(tmp_path):
+    def loss(w, batch, key):
+        return w**2
+
+    with pytest.raises(DiffdynError, match="an end"):
+        train(jnp.asarray(1.0), loss, Progress(), optax.sgd(0.1), key=jax.random.key(0))
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(jnp.asarray(1.0), loss, Progress(), optax.sgd(0.1), key=jax.random.key(0),
+              steps=5, checkpoint=tmp_path, resume=True)  # fmt: skip
+
+
+def test_any_module_is_saved_and_rebuilt_from_its_recipe(tmp_path):
+    fitted = identify_henon(50).module
+    save_module(tmp_path / "henon.eqx", fitted, Recipe("diffdyn.systems.henon:Henon"))
+    loaded = load_module(tmp_path / "henon.eqx")
+    assert isinstance(loaded, Henon) and float(loaded.a) == float(fitted.a)
+    save_module(tmp_path / "os.eqx", fitted, Recipe("os:system", ["echo no"]))
+    with pytest.raises(DiffdynError, match="neither part of diffdyn nor an Equinox module"):
+        load_module(tmp_path / "os.eqx")
