@@ -6,10 +6,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from diffdyn.cli import parse_budget
 from diffdyn.data import read_series
+from diffdyn.options import parse_budget
 from test_cli import _entry_point, assert_one_line_error, run
-from test_train import LinearStep  # noqa: F401  (importing it registers "test-linear")
+from test_train import LinearStep  # noqa: F401  (registers "test-linear", "test-diverging")
 
 # One trajectory length everywhere: simulations and training compile once.
 HENON = ["--system", "henon", "--steps", "400"]
@@ -286,3 +286,19 @@ def test_plot_forecast_panels(tmp_path):
     assert (tmp_path / "f.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="already exists"):
         plot_forecast(history, forecast, forecast, tmp_path / "f.png")
+
+
+def test_a_diverging_forecast_writes_nothing_and_evaluate_names_the_step(tmp_path):
+    folder, out, png = tmp_path / "m", tmp_path / "f.csv", tmp_path / "f.png"
+    assert run("train", *HENON, "--model", "test-diverging", "-o", folder).exit_code == 0
+    result = run("forecast", folder, *HENON[:2], "--steps", "30", "-o", out, "--plot", png)
+    line = assert_one_line_error(result, "non-finite at step 6 of 30", "fewer --steps")
+    assert "lead time 6" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+    result = run("evaluate", folder, *HENON, "--starts", "10")
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "10 of 10 forecasts went non-finite, the first at step 6" in text
+    written = json.loads((folder / "evaluation.json").read_text())
+    assert written["diverged_at"] == [6] * 10 and "non-finite" in written["note"]

@@ -6,11 +6,12 @@ import pytest
 from typer.testing import CliRunner
 
 from diffdyn.cli import app
+from diffdyn.compare import ResultsStore, run_compare, write_report
+from diffdyn.compare.store import STORE_FILE
 from diffdyn.errors import DiffdynError
-from diffdyn.experiments import ResultsStore, run_compare, write_report
-from diffdyn.experiments.store import STORE_FILE
 from diffdyn.models.persistence import Persistence
 from diffdyn.models.registry import MODELS, ModelSpec, model_spec, register_model
+from test_train import Diverging  # noqa: F401  (registers "test-diverging")
 
 GRID = ["persistence", "ngrc", "broken"]
 
@@ -54,7 +55,7 @@ def test_grid_records_failure_and_resumes(tmp_path, broken_model):
         on_cell=lambda *cell: seen.append(cell[1]),
     )
     assert seen == GRID
-    assert summary["ran"] == 3 and summary["failed"] == 1 and summary["skipped"] == 0
+    assert summary.ran == 3 and summary.failed == 1 and summary.skipped == 0
     with ResultsStore(out / STORE_FILE) as store:
         cells = store.cells()
         total = store.count()
@@ -67,7 +68,7 @@ def test_grid_records_failure_and_resumes(tmp_path, broken_model):
 
     # Rerunning the same configuration trains nothing and writes nothing new.
     again = run_compare(out, ["henon"], GRID, seeds=1, budget_per_model=5, progress=False)
-    assert again["ran"] == 0 and again["skipped"] == 3
+    assert again.ran == 0 and again.skipped == 3
     with ResultsStore(out / STORE_FILE) as store:
         assert store.count() == total
 
@@ -96,7 +97,7 @@ def test_interrupted_grid_resumes_without_duplicates(tmp_path):
         assert len(store.finished()) == 1
         first = store.count()
     summary = run_compare(out, ["henon"], models, seeds=2, budget_per_model=5, progress=False)
-    assert summary["ran"] == 3 and summary["skipped"] == 1
+    assert summary.ran == 3 and summary.skipped == 1
     counts = _metric_counts(out / STORE_FILE)
     assert len(counts) == 4
     assert counts["persistence/0"] == counts["persistence/1"] == first
@@ -134,8 +135,8 @@ def test_report_names_every_model(tmp_path, broken_model):
     out = tmp_path / "run"
     run_compare(out, ["henon"], GRID, budget_per_model=5, progress=False)
     paths = write_report(out)
-    markdown = paths["markdown"].read_text()
-    page = paths["html"].read_text()
+    markdown = paths.markdown.read_text()
+    page = paths.html.read_text()
     for name in GRID:
         assert name in markdown and name in page
     assert "data:image/png;base64," in page
@@ -188,7 +189,7 @@ def test_compare_on_a_file(tmp_path):
 
 _KILLED_RUN = """
 import os, signal, sys
-from diffdyn.experiments import run_compare
+from diffdyn.compare import run_compare
 from diffdyn.models.persistence import Persistence
 from diffdyn.models.registry import ModelSpec, model_spec, register_model
 
@@ -227,14 +228,14 @@ def test_sigkill_mid_grid_resumes_exactly(tmp_path):
         )
     finally:
         MODELS.pop("killer", None)
-    assert summary["ran"] == 1 and summary["skipped"] == 2
+    assert summary.ran == 1 and summary.skipped == 2
     after = _metric_counts(out / STORE_FILE)
     assert {k: after[k] for k in before} == before
     assert after["killer/0"] == before["persistence/0"]
 
 
 def test_report_draws_forecasts_of_the_best_models(tmp_path):
-    from diffdyn.experiments import run_compare, write_report
+    from diffdyn.compare import run_compare, write_report
 
     run_compare(
         tmp_path / "r", ["henon"], ["persistence", "ngrc"], budget_per_model=5, progress=False
@@ -244,3 +245,25 @@ def test_report_draws_forecasts_of_the_best_models(tmp_path):
     assert names == ["forecast-henon-ngrc.png", "forecast-henon-persistence.png"]
     html_text = (tmp_path / "r" / "report.html").read_text()
     assert html_text.count("data:image/png;base64") == 3  # NRMSE curves + two forecasts
+
+
+def test_diverged_forecasts_are_recorded_and_the_report_reads_only_the_store(tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    models = ["persistence", "test-diverging"]
+    run_compare(out, ["henon"], models, budget_per_model=5, progress=False)
+    with ResultsStore(out / STORE_FILE) as store:
+        cells = store.cells()
+        kept = store.artifact("henon", "test-diverging", "forecast")
+    diverging = cells[("henon", "test-diverging", 0)]
+    assert diverging["status"] == "ok" and diverging["first_diverged_step"] == 6
+    assert diverging["diverged_forecasts"] == diverging["start_points"]
+    assert "forecasts went non-finite, the first at step 6" in diverging["note"]
+    assert cells[("henon", "persistence", 0)]["diverged_forecasts"] == 0
+    assert kept is not None and kept["diverged_at"] == 6
+    shutil.rmtree(out / "models")  # the report draws from the store alone
+    write_report(out)
+    names = sorted(p.name for p in (out / "figures").glob("forecast-*.png"))
+    assert names == ["forecast-henon-persistence.png", "forecast-henon-test-diverging.png"]
+    assert "went non-finite" in (out / "report.md").read_text()

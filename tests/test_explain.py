@@ -12,15 +12,22 @@ import pytest
 from matplotlib.figure import Figure
 
 import diffdyn.models.mtnet  # noqa: F401  (registers "mtnet")
+from diffdyn.compare import run_compare, write_report
 from diffdyn.data.scale import Scaler
 from diffdyn.errors import DataError
-from diffdyn.experiments import run_compare, write_report
 from diffdyn.models import build_model
 from diffdyn.models.base import AbstractForecaster
 from diffdyn.models.registry import ModelSpec, register_model
 from diffdyn.plot import plot_attention
-from diffdyn.train import checkpoint, load_data, load_model
-from diffdyn.train.pipeline import attention_models, explain_model
+from diffdyn.train import (
+    DataSource,
+    Explanation,
+    attention_models,
+    checkpoint,
+    explain_model,
+    load_data,
+    load_model,
+)
 from test_cli import assert_one_line_error, run
 
 CONTEXT, HORIZON = 8, 4
@@ -322,15 +329,34 @@ def test_explain_mtnet_draws_its_memory_blocks(models, tmp_path):
     # The library's figure of that result has the block panel, labelled by lags.
     series, source = load_data(system="henon", steps=400, fresh=True)
     explained = explain_model(folder, series, source)
-    assert np.allclose(explained["memory_attention"], memory)
+    assert np.allclose(explained.memory_attention, memory)
     figure = plot_attention(
-        np.asarray(explained["attention"]),
-        memory_attention=explained["memory_attention"],
-        block_length=explained["block_length"],
+        np.asarray(explained.attention),
+        memory_attention=explained.memory_attention,
+        block_length=explained.block_length,
     )
     blocks = figure.axes[1]
     assert [t.get_text() for t in blocks.get_xticklabels()] == ["−12…−9", "−8…−5"]
     assert np.allclose(np.asarray(blocks.get_images()[0].get_array()), memory)
+
+
+def test_explanation_ranks_lags_inputs_and_blocks():
+    attention = np.array([[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]])  # lag 3, 2, 1 from the left
+    inputs = np.array([[0.2, 0.8], [0.4, 0.6], [0.6, 0.4]])
+    memory = np.array([[0.3, 0.7], [0.6, 0.4]])
+    result = Explanation(
+        "m", DataSource("series"), False, 0, 0, 3, 2, attention, ("x", "u"),
+        input_attention=inputs, memory_attention=memory, block_length=1,
+    )  # fmt: skip
+    assert result.peaks == [(1, 0.7), (3, 0.5)]
+    assert result.mean_attention_per_lag == pytest.approx([0.45, 0.25, 0.3])
+    assert [p.lag for p in result.ranked_lags()] == [1, 3, 2]
+    assert [p.name for p in result.ranked_inputs()] == ["u", "x"]
+    assert result.memory_peaks == [(1, 0.7), (0, 0.6)]
+    assert [b.block for b in result.ranked_blocks()] == [1, 0]  # 0.55 before 0.45
+    again = Explanation.from_json(json.loads(json.dumps(result.to_json())))
+    assert again.peaks == result.peaks and np.array_equal(again.memory_attention, memory)
+    assert again.to_json() == result.to_json()
 
 
 # -- the compare report ----------------------------------------------------------------------
@@ -340,7 +366,7 @@ def test_report_draws_the_best_attention_model(tmp_path):
         out, ["henon"], ["persistence", "test-attention"], budget_per_model=5, progress=False
     )
     paths = write_report(out)
-    markdown, page = paths["markdown"].read_text(), paths["html"].read_text()
+    markdown, page = paths.markdown.read_text(), paths.html.read_text()
     figure = out / "figures" / "attention-henon-test-attention.png"
     assert figure.stat().st_size > 1000
     assert "(figures/attention-henon-test-attention.png)" in markdown

@@ -10,6 +10,7 @@ import pytest
 from diffdyn.errors import DiffdynError
 from diffdyn.models import build_model, model_spec, resolve_hyperparameters
 from diffdyn.models.darnn import DARNN
+from diffdyn.train import train
 from diffdyn.train.config import TrainConfig
 
 DIM, CONTEXT = 3, 12
@@ -181,34 +182,26 @@ def test_overfits_a_sine_wave_next_step(getkey):
     windows = np.stack([wave[i : i + CONTEXT + 1] for i in range(64)]).astype(np.float32)
     context, target = jnp.asarray(windows[:, :CONTEXT]), jnp.asarray(windows[:, CONTEXT:])
     model = small_model(0, getkey())
-    optimiser = optax.adam(1e-2)
 
-    def loss(model):
+    def loss(model, batch, key):
+        context, target = batch
         forecast = jax.vmap(lambda c: model(c, horizon=1)[0])(context)
         return jnp.mean((forecast - target) ** 2)
 
-    @eqx.filter_jit
-    def train(model):
-        params, static = eqx.partition(model, eqx.is_inexact_array)
+    def whole_set(key, step, progress):
+        return context, target
 
-        def step(carry, _):
-            params, state = carry
-            grads = jax.grad(lambda p: loss(eqx.combine(p, static)))(params)
-            updates, state = optimiser.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        (params, _), _ = jax.lax.scan(step, (params, optimiser.init(params)), length=300)
-        return eqx.combine(params, static)
-
-    before = float(eqx.filter_jit(loss)(model))
-    after = float(eqx.filter_jit(loss)(train(model)))
+    trained = train(model, loss, whole_set, optax.adam(1e-2), key=getkey(), steps=300,
+                    progress=False).module  # fmt: skip
+    before = float(eqx.filter_jit(loss)(model, (context, target), None))
+    after = float(eqx.filter_jit(loss)(trained, (context, target), None))
     assert after < before / 10, (before, after)
 
 
 def test_training_context_and_model_context_follow_each_other(tmp_path):
     """`--context N` alone sets DA-RNN's context; `--param context=N` alone sets the training
     window; both must agree."""
-    from diffdyn.train.pipeline import check_train_request
+    from diffdyn.train import check_train_request
 
     hyper, config = check_train_request("darnn", tmp_path / "a", options={"context": 50})
     assert hyper["context"] == 50 and config.context == 50

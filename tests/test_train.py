@@ -13,8 +13,14 @@ from diffdyn.models import AbstractForecaster, ModelSpec, register_model
 from diffdyn.systems import get_system, simulate
 from diffdyn.train import (
     CheckpointError,
+    DataSource,
+    Evaluation,
+    Forecast,
+    ForecastDivergedError,
+    Forecaster,
     TrainConfig,
     TrainingError,
+    TrainResult,
     evaluate_model,
     fit,
     forecast_model,
@@ -55,6 +61,33 @@ register_model(
         {"blow_up": False},
         "a linear one-step model for the tests",
         training={"context": 4, "horizon": 5, "epochs": 6, "batch_size": 32, "patience": 0},
+    )
+)
+
+
+class Diverging(AbstractForecaster):
+    """Persistence for `after` steps, then NaN: a closed-loop forecast that blows up."""
+
+    name: ClassVar[str] = "test-diverging"
+    fit_kind: ClassVar[str] = "none"
+    after: int = eqx.field(static=True)
+
+    def __init__(self, dim, exog_dim=0, *, key, after=5):
+        self.after = after
+
+    def __call__(self, context, exog=None, *, horizon, key=None):
+        steps = jnp.arange(1, horizon + 1)[:, None]
+        last = jnp.broadcast_to(context[-1], (horizon, context.shape[1]))
+        return jnp.where(steps > self.after, jnp.nan, last), {}
+
+
+register_model(
+    ModelSpec(
+        "test-diverging",
+        Diverging,
+        {"after": 5},
+        "persistence that goes NaN after `after` steps, for the tests",
+        training={"context": 4, "horizon": 5},
     )
 )
 
@@ -124,13 +157,20 @@ def test_pipeline_train_evaluate_forecast_and_resume(tmp_path):
     assert (folder / "model.json").exists() and not (folder / "resume").exists()
     model, sidecar = load_model(folder)
     assert sidecar["variables"] == ["x", "y"] and sidecar["model"] == "test-linear"
-    assert result.sidecar["parameters"] == 6
+    assert result.parameters == 6
+    assert isinstance(result, TrainResult) and result.folder == folder and result.finished
+    assert result.sidecar["parameters"] == 6 and result.to_json()["parameters"] == 6
     fresh, fresh_source = load_data(system="henon", steps=400, fresh=True)
     assert not np.allclose(fresh.values[:10], series.values[:10])
     scores = evaluate_model(folder, fresh, fresh_source, threshold=0.5)
-    assert scores["start_points"] >= 20 and scores["vpt"]["unit"] == "Lyapunov times"
-    assert set(scores) >= {"nrmse", "smape", "vpt"}
-    forecast, truth = forecast_model(folder, fresh, 7)
+    assert isinstance(scores, Evaluation)
+    assert scores.start_points >= 20 and scores.vpt.unit == "Lyapunov times"
+    assert set(scores.to_json()) >= {"nrmse", "smape", "vpt"}
+    assert scores.diverged_at == (None,) * scores.start_points and scores.note == ""
+    assert scores.forecasts.shape == (scores.start_points, scores.horizon, 2)
+    predicted = forecast_model(folder, fresh, 7)
+    assert isinstance(predicted, Forecast)
+    forecast, truth = predicted.forecast, predicted.truth
     assert forecast.values.shape == (7, 2) and truth is None
     assert forecast.times[0] == pytest.approx(float(fresh.times[-1]) + 1)
     # An existing folder is refused unless forced.
@@ -161,7 +201,7 @@ def test_schema_mismatch_names_the_variables(tmp_path):
     train_model(series, source, "test-linear", tmp_path / "m", progress=False)
     other = simulate(get_system("logistic"), steps=300)
     with pytest.raises(DiffdynError, match="lack variable"):
-        evaluate_model(tmp_path / "m", other, {"kind": "system"})
+        evaluate_model(tmp_path / "m", other, DataSource.of_series(other))
 
 
 def test_interrupted_training_resumes_to_the_same_model(tmp_path, monkeypatch):
@@ -234,3 +274,46 @@ def test_more_devices_than_there_are_is_refused():
 
     with pytest.raises(DiffdynError, match="local device"):
         _mesh_shardings(64)
+
+
+def test_a_diverging_forecast_is_an_error_and_evaluation_names_its_step(tmp_path):
+    series, source = load_data(system="henon", steps=300)
+    train_model(series, source, "test-diverging", tmp_path / "m", progress=False)
+    with pytest.raises(ForecastDivergedError, match="non-finite at step 6 of 20") as caught:
+        forecast_model(tmp_path / "m", series, 20)
+    assert caught.value.step == 6 and "--steps" in str(caught.value)
+    assert forecast_model(tmp_path / "m", series, 5).forecast.values.shape == (5, 2)
+    fresh, fresh_source = load_data(system="henon", steps=300, fresh=True)
+    scores = evaluate_model(tmp_path / "m", fresh, fresh_source, horizon=10, starts=8)
+    assert scores.diverged_at == (6,) * 8 and scores.first_divergence == 6
+    assert scores.note == "8 of 8 forecasts went non-finite, the first at step 6 (t = 6)"
+    assert scores.to_json()["diverged_at"] == [6] * 8
+    assert np.isfinite(scores.vpt.mean) and scores.example(0).diverged_at == 6
+
+
+def test_forecaster_fits_forecasts_evaluates_saves_and_loads(tmp_path):
+    series = simulate(get_system("henon"), steps=600)
+    train, test = series.slice(0, 400), series.slice(400, None)
+    model = Forecaster("test-linear")
+    with pytest.raises(DiffdynError, match="not fitted"):
+        model.forecast(test, 5)
+    fitted = model.fit(train, epochs=2)
+    assert isinstance(fitted, TrainResult) and fitted.folder is None
+    assert fitted.parameters == 6 and len(fitted.history) == 2 and fitted.data.kind == "series"
+    predicted = model.forecast(test, 7)
+    assert predicted.forecast.values.shape == (7, 2) and predicted.context.values.shape == (4, 2)
+    assert predicted.forecast.times[0] == pytest.approx(float(test.times[-1]) + 1)
+    scores = model.evaluate(test, starts=10)
+    assert scores.start_points == 10 and not scores.in_sample
+    assert model.evaluate(train, starts=10).in_sample  # the training data: noted as in-sample
+    assert "in-sample" in model.evaluate(train, starts=10).note
+    folder = model.save(tmp_path / "m")
+    assert model.result is not None and model.result.folder == folder
+    again = Forecaster.load(folder)
+    np.testing.assert_allclose(again.forecast(test, 7).forecast.values, predicted.forecast.values)
+    # The saved folder is what the commands read.
+    assert evaluate_model(folder, *load_data(system="henon", steps=300, fresh=True)).horizon > 0
+    with pytest.raises(DiffdynError, match="no hyperparameter"):
+        Forecaster("test-linear", blowup=True)
+    with pytest.raises(DiffdynError, match="--force"):
+        model.save(folder)

@@ -7,14 +7,12 @@ stderr, `error: ...`, and exit status 2 — never a traceback.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import jax
-import numpy as np
 import typer
 from rich import box
 from rich.console import Console
@@ -23,9 +21,12 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from . import __version__
+from .compare import export_csv, read_leaderboards, run_compare, write_report
+from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, choose_datasets
 from .data.io import check_series_path, write_series
 from .errors import DiffdynError
 from .files import check_output_path
+from .options import merge_options, parse_assignments, parse_budget, parse_list
 from .plot import (
     check_figure_path,
     format_parameters,
@@ -34,17 +35,24 @@ from .plot import (
     plot_forecast,
     plot_series,
 )
-from .systems import SYSTEMS, get_system, parse_assignments, simulate, system_class
+from .systems import SYSTEMS, get_system, simulate, system_class
 from .systems.base import AbstractSystem
-from .train import evaluate_model, forecast_model, load_data, train_model
-from .train.checkpoint import read_sidecar, write_json
-from .train.config import TrainConfig
-from .train.pipeline import (
+from .train import (
+    DataSource,
+    Evaluation,
+    Explanation,
+    TrainResult,
     check_explain_request,
     check_train_request,
+    evaluate_model,
     explain_model,
+    forecast_model,
+    load_data,
     load_forecast_data,
+    train_model,
 )
+from .train.checkpoint import read_sidecar, write_json
+from .train.config import TrainConfig
 
 try:  # Typer >= 0.26 vendors Click
     from typer._click.exceptions import ClickException, UsageError
@@ -351,22 +359,21 @@ SystemParamOption = Annotated[
 ]
 
 
-def _source_arguments(source: dict[str, Any]) -> str:
+def _source_arguments(source: DataSource) -> str:
     """The `--data` / `--system` arguments that reproduce a data source."""
-    if source["kind"] == "file":
-        return f"--data {shlex.quote(source['path'])}"
-    text = f"--system {source['system']}"
-    for key, value in source.get("parameters", {}).items():
+    if source.kind == "file":
+        return f"--data {shlex.quote(str(source.path))}"
+    text = f"--system {source.system}"
+    for key, value in source.parameters.items():
         text += f" --system-param {shlex.quote(f'{key}={value}')}"
     return text
 
 
-def _source_text(source: dict[str, Any], rows: int) -> str:
-    if source["kind"] == "file":
-        return f"{source['path']} ({rows} rows)"
-    parameters = source.get("parameters") or {}
-    settings = "".join(f", {k}={v}" for k, v in parameters.items())
-    return f"{source['system']}, simulated ({rows} samples, seed {source['seed']}{settings})"
+def _source_text(source: DataSource, rows: int) -> str:
+    if source.kind == "file":
+        return f"{source.path} ({rows} rows)"
+    settings = "".join(f", {k}={v}" for k, v in source.parameters.items())
+    return f"{source.system}, simulated ({rows} samples, seed {source.seed}{settings})"
 
 
 def _value_text(value: Any) -> str:
@@ -447,23 +454,6 @@ def models(
 
 
 # -- diffdyn train ---------------------------------------------------------------------------
-_BUDGET = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
-_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_budget(text: str | None) -> float | None:
-    """`"90"` or `"90s"` → 90.0, `"5m"` → 300.0, `"1h"` → 3600.0 seconds; `None` → `None`."""
-    if text is None:
-        return None
-    match = _BUDGET.fullmatch(text.strip().lower())
-    if match is None or float(match[1]) <= 0:
-        raise DiffdynError(
-            f"--budget must be a positive duration such as 90 (seconds), 60s, 5m or 1h; "
-            f"got {text!r}."
-        )
-    return float(match[1]) * _SECONDS[match[2]]
-
-
 @app.command(
     "train",
     epilog="Example: diffdyn train --system lorenz63 --steps 5000 --model persistence "
@@ -550,9 +540,6 @@ def train_command(
     epoch is checkpointed: after an interruption or a spent --budget, --resume continues.
     """
     seconds = parse_budget(budget)
-    if force and resume:
-        raise DiffdynError("give --force (start again) or --resume (continue), not both.")
-    options: dict[str, Any] = parse_assignments(option or [])
     flags = {
         "context": context,
         "horizon": horizon,
@@ -561,15 +548,7 @@ def train_command(
         "learning_rate": learning_rate,
         "strategy": strategy,
     }
-    for key, value in flags.items():
-        if value is None:
-            continue
-        if key in options:
-            raise DiffdynError(
-                f"{key} is given twice: as --{key.replace('_', '-')} and as --option {key}=...; "
-                "keep one."
-            )
-        options[key] = value
+    options = merge_options(parse_assignments(option or []), flags)
     hyperparameters = parse_assignments(param or [])
     check_train_request(
         model, output, hyperparameters=hyperparameters, options=options, force=force, resume=resume
@@ -596,28 +575,30 @@ def train_command(
         progress=True,
         lyapunov_exponent=lyapunov_exponent,
     )
-    _console().print(_train_summary(result.sidecar, result.folder))
+    _console().print(_train_summary(result))
 
 
-def _train_summary(sidecar: dict[str, Any], folder: Path) -> Table:
-    data = sidecar["data"]
-    used = _source_text(data, data["rows"])
-    if data["kind"] == "file":
-        held = data["rows"] - data["train_rows"]
-        used += f"; trained on the first {data['train_rows']}, the last {held} held out"
+def _train_summary(result: TrainResult) -> Table:
+    used = _source_text(result.data, result.rows)
+    if result.data.kind == "file":
+        held = result.rows - result.train_rows
+        used += f"; trained on the first {result.train_rows}, the last {held} held out"
     rows = [
-        ("model", f"{sidecar['model']} ({sidecar['parameters']} parameters)"),
+        ("model", f"{result.model} ({result.parameters} parameters)"),
         ("data", used),
-        ("training", f"{sidecar['train_seconds']:.3g} s; {sidecar['stop_reason']}"),
+        ("training", f"{result.seconds:.3g} s; {result.stop_reason}"),
     ]
-    if sidecar.get("best_val_loss") is not None:
+    if result.best_val_loss is not None:
         rows.append(
-            ("best validation loss", f"{sidecar['best_val_loss']:.4g} (MSE, standardised data)")
+            ("best validation loss", f"{result.best_val_loss:.4g} (MSE, standardised data)")
         )
+    folder = result.folder or Path()
     rows.append(("saved in", str(folder)))
-    if (folder / "resume").exists():
+    if not result.finished:
         rows.append(("unfinished", "run the same command with --resume to continue training"))
-    rows.append(("next", f"diffdyn evaluate {shlex.quote(str(folder))} {_source_arguments(data)}"))
+    rows.append(
+        ("next", f"diffdyn evaluate {shlex.quote(str(folder))} {_source_arguments(result.data)}")
+    )
     return _key_value_table(rows)
 
 
@@ -692,43 +673,41 @@ def evaluate_command(
             horizon=horizon,
             starts=starts,
         )
-        write_json(scores, result)
-    source = result["data"]
-    scored = _source_text(source, len(series))
-    if result["held_out_end_of_training_file"]:
+        write_json(scores, result.to_json())
+    scored = _source_text(result.data, len(series))
+    if result.held_out:
         scored += ": its held-out end, not used in training"
-    elif source["kind"] == "system":
+    elif result.data.kind == "system":
         scored += ", from a fresh initial condition"
     console = _console()
-    console.print(f"{result['model']} on {scored}", soft_wrap=True, markup=False)
+    console.print(f"{result.model} on {scored}", soft_wrap=True, markup=False)
     console.print(_scores_table(result))
     console.print(f"scores written to {scores}", soft_wrap=True, markup=False)
 
 
-def _scores_table(result: dict[str, Any]) -> Table:
-    lam, unit = result["lyapunov_exponent"], result["vpt"]["unit"]
+def _scores_table(result: Evaluation) -> Table:
+    lam, vpt = result.lyapunov_exponent, result.vpt
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("score", style="bold", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("")
-    for lead, value in result["nrmse"].items():
+    for lead, value in result.nrmse.items():
         where = f"{float(lead) * lam:.3g} Lyapunov times" if lam else ""
         table.add_row(f"NRMSE at t = {lead}", f"{value:.4g}", where)
-    table.add_row("sMAPE", f"{result['smape']:.4g}", "%, 0–200")
-    table.add_row("RMSE", f"{result['rmse']:.4g}", "data units")
-    vpt = result["vpt"]
+    table.add_row("sMAPE", f"{result.smape:.4g}", "%, 0–200")
+    table.add_row("RMSE", f"{result.rmse:.4g}", "data units")
     table.add_row(
-        "VPT", f"{vpt['mean']:.3g} ± {vpt['std']:.2g}", f"{unit}, ε = {result['threshold']:g}"
+        "VPT", f"{vpt.mean:.3g} ± {vpt.std:.2g}", f"{vpt.unit}, ε = {result.threshold:g}"
     )
     table.add_row(
         "start points",
-        str(result["start_points"]),
-        f"context {result['context']}, horizon {result['horizon']} samples",
+        str(result.start_points),
+        f"context {result.context}, horizon {result.horizon} samples",
     )
-    censored = "never crossed ε: their VPT is a lower bound" if vpt["censored"] else ""
-    table.add_row("censored", str(vpt["censored"]), censored)
-    if result["note"]:
-        table.add_row("note", "", Text(result["note"]))
+    censored = "never crossed ε: their VPT is a lower bound" if vpt.censored else ""
+    table.add_row("censored", str(vpt.censored), censored)
+    if result.note:
+        table.add_row("note", "", Text(result.note))
     return table
 
 
@@ -775,8 +754,8 @@ def forecast_command(
             steps=steps,
             seed=seed,
         )
-        forecast, known = forecast_model(model_dir, history, steps)
-        truth = known if known is not None else truth
+        result = forecast_model(model_dir, history, steps, truth=truth)
+        forecast, truth = result.forecast, result.truth
         written = write_series(forecast, output, force=force)
         if plot is not None:
             plot_forecast(history, forecast, truth, plot, force=force)
@@ -850,27 +829,27 @@ def explain_command(
             fresh=True,
         )
         result = explain_model(model_dir, series, source, horizon=horizon, start=start)
-        where = _source_text(result["data"], len(series))
+        where = _source_text(result.data, len(series))
         plot_attention(
-            np.asarray(result["attention"]),
+            result.attention,
             output,
-            input_attention=result["input_attention"],
-            variable_names=result["driving_series"],
-            memory_attention=result["memory_attention"],
-            block_length=result["block_length"],
-            title=f"{result['model']} attention on "
-            f"{source.get('system') or Path(source.get('path', '')).name}, "
-            f"context from sample {result['first_sample']}",
+            input_attention=result.input_attention,
+            variable_names=list(result.driving_series),
+            memory_attention=result.memory_attention,
+            block_length=result.block_length,
+            title=f"{result.model} attention on "
+            f"{source.system or Path(source.path or '').name}, "
+            f"context from sample {result.first_sample}",
             force=force,
         )
         if as_json is not None:
-            write_json(as_json, result)
+            write_json(as_json, result.to_json())
     console = _console()
-    if result["held_out_end_of_training_file"]:
+    if result.held_out:
         where += ", its held-out end"
-    first, context, horizon = result["first_sample"], result["context"], result["horizon"]
+    first, context, horizon = result.first_sample, result.context, result.horizon
     console.print(
-        f"{result['model']} on {where}: context {context} (samples {first}–{first + context - 1}"
+        f"{result.model} on {where}: context {context} (samples {first}–{first + context - 1}"
         f"), horizon {horizon} (samples {first + context}–{first + context + horizon - 1}); "
         "lag 1 is the most recent observation",
         soft_wrap=True,
@@ -886,67 +865,50 @@ def explain_command(
 EXPLAIN_ROWS = 5  # forecast steps, lags and driving series listed in the summary
 
 
-def _attention_table(result: dict[str, Any]) -> Table:
-    if result["memory_attention"] is not None:
+def _attention_table(result: Explanation) -> Table:
+    if result.memory_attention is not None:
         # Weights spread evenly over a block's steps: name the block, not one of its lags.
-        memory = np.asarray(result["memory_attention"])
-        labels = memory_block_labels(memory.shape[1], result["block_length"])
+        labels = memory_block_labels(result.memory_attention.shape[1], result.block_length)
         rows = [
             (
                 f"forecast step {k}",
-                f"memory block {labels[int(np.argmax(p))]} gets most weight ({np.max(p):.3g})",
+                f"memory block {labels[p.block]} gets most weight ({p.weight:.3g})",
             )
-            for k, p in enumerate(memory[:EXPLAIN_ROWS], 1)
+            for k, p in enumerate(result.memory_peaks[:EXPLAIN_ROWS], 1)
         ]
     else:
         rows = [
-            (f"forecast step {k}", f"lag {p['lag']} gets most weight ({p['weight']:.3g})")
-            for k, p in enumerate(result["peaks"][:EXPLAIN_ROWS], 1)
+            (f"forecast step {k}", f"lag {p.lag} gets most weight ({p.weight:.3g})")
+            for k, p in enumerate(result.peaks[:EXPLAIN_ROWS], 1)
         ]
-        per_lag = result["mean_attention_per_lag"]
-        top = sorted(range(len(per_lag)), key=lambda i: -per_lag[i])[:EXPLAIN_ROWS]
+        top = result.ranked_lags()[:EXPLAIN_ROWS]
         rows.append(
-            ("mean weight per lag", ", ".join(f"lag {i + 1}: {per_lag[i]:.3g}" for i in top))
+            ("mean weight per lag", ", ".join(f"lag {p.lag}: {p.weight:.3g}" for p in top))
         )
-    if result["mean_input_attention"] is not None:
-        shares = sorted(
-            zip(result["driving_series"], result["mean_input_attention"]), key=lambda x: -x[1]
-        )
+    if result.input_attention is not None:
+        shares = result.ranked_inputs()[:EXPLAIN_ROWS]
+        rows.append(("input attention", ", ".join(f"{p.name}: {p.weight:.3g}" for p in shares)))
+    if result.memory_attention is not None:
+        top_blocks = result.ranked_blocks()[:EXPLAIN_ROWS]
         rows.append(
-            (
-                "input attention",
-                ", ".join(f"{name}: {w:.3g}" for name, w in shares[:EXPLAIN_ROWS]),
-            )
+            ("memory blocks", ", ".join(f"{labels[p.block]}: {p.weight:.3g}" for p in top_blocks))
         )
-    if result["memory_attention"] is not None:
-        mean = np.asarray(result["memory_attention"]).mean(axis=0)
-        labels = memory_block_labels(len(mean), result["block_length"])
-        top = np.argsort(-mean, kind="stable")[:EXPLAIN_ROWS]
-        rows.append(("memory blocks", ", ".join(f"{labels[i]}: {mean[i]:.3g}" for i in top)))
     return _key_value_table(rows)
 
 
 # -- diffdyn compare / results ---------------------------------------------------------------
-def _leaderboard_tables(run_dir: Path) -> list[tuple[str, Table, str]]:
-    from .experiments.report import leaderboards, recommendation, table_rows
-    from .experiments.store import STORE_FILE, ResultsStore
-
-    with ResultsStore(run_dir / STORE_FILE, create=False) as store:
-        boards = leaderboards(store)
+def _leaderboard_tables(run_dir: Path) -> list[tuple[Table, str]]:
     out = []
-    for dataset, rows in boards.items():
-        head, body = table_rows(rows)
-        table = Table(title=dataset, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-        for i, title in enumerate(head):
-            table.add_column(title, justify="left" if i in (1, len(head) - 1) else "right")
-        for row in body:
+    for board in read_leaderboards(run_dir):
+        table = Table(
+            title=board.dataset, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left"
+        )
+        for i, title in enumerate(board.head):
+            table.add_column(title, justify="left" if i in (1, len(board.head) - 1) else "right")
+        for row in board.body:
             table.add_row(*(Text(c) for c in row))
-        out.append((dataset, table, recommendation(dataset, rows)))
+        out.append((table, board.recommendation))
     return out
-
-
-def _csv_list(text: str | None) -> list[str]:
-    return [] if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
 @app.command(
@@ -960,7 +922,7 @@ def compare_command(
         typer.Option(
             "--output", "-o", help="Run folder (created; rerun the same command to resume)."
         ),
-    ] = Path("runs/compare"),
+    ] = DEFAULT_OUTPUT,
     systems_: Annotated[
         str | None,
         typer.Option(
@@ -998,44 +960,29 @@ def compare_command(
     scored on held-out data (a fresh trajectory, or the last 20% of a file). Interrupted runs
     resume where they stopped; a model that fails is recorded with its reason.
     """
-    from .experiments.compare import DEFAULT_BUDGET, DEFAULT_SYSTEMS, run_compare
-    from .experiments.report import write_report
-
-    seconds = (parse_budget(budget_per_model) if budget_per_model else None) or DEFAULT_BUDGET
-    if output == Path("runs/compare") and not output.parent.exists():
-        output.parent.mkdir()  # the default folder works in a fresh clone
-    datasets = _csv_list(systems_)
-    if systems_ is None and not data:
-        datasets = list(DEFAULT_SYSTEMS)
-    datasets += [str(p) for p in data or []]
-    for path in data or []:
-        if not path.is_file():
-            raise DiffdynError(f"--data {path}: no such file.")
     summary = run_compare(
         output,
-        datasets,
-        _csv_list(models_) or ["all"],
+        choose_datasets(None if systems_ is None else parse_list(systems_), data or []),
+        parse_list(models_) or ["all"],
         seeds=seeds,
-        budget_per_model=seconds,
+        budget_per_model=parse_budget(budget_per_model) or DEFAULT_BUDGET,
         threshold=threshold,
         lyapunov_exponent=lyapunov_exponent,
         progress=True,
     )
     paths = write_report(output)
     console = _console()
-    for _, table, advice in _leaderboard_tables(output):
+    for table, advice in _leaderboard_tables(output):
         console.print(table)
         console.print(advice, soft_wrap=True, markup=False)
         console.print()
-    done = f"{summary['ran']} cell(s) run in {summary['seconds']:.0f} s"
-    if summary["skipped"]:
-        done += f", {summary['skipped']} already finished"
-    if summary["failed"]:
-        done += f", {summary['failed']} failed"
+    done = f"{summary.ran} cell(s) run in {summary.seconds:.0f} s"
+    if summary.skipped:
+        done += f", {summary.skipped} already finished"
+    if summary.failed:
+        done += f", {summary.failed} failed"
     console.print(done, soft_wrap=True, markup=False)
-    console.print(
-        f"Report: {paths['html']} (and {paths['markdown']})", soft_wrap=True, markup=False
-    )
+    console.print(f"Report: {paths.html} (and {paths.markdown})", soft_wrap=True, markup=False)
 
 
 @app.command(
@@ -1050,31 +997,19 @@ def results_command(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing CSV file.")] = False,
 ) -> None:
     """Print the leaderboards of a compare run again, and export its rows as CSV."""
-    import csv as csv_module
-    import io
-
-    from .experiments.store import STORE_FILE, ResultsStore
-    from .files import atomic_write
-
     if csv is not None:
         check_output_path(csv, force=force, suffixes=[".csv"])
     tables = _leaderboard_tables(run_dir)
     console = _console()
     if not tables:
         console.print(f"{run_dir}: no finished cells yet.", soft_wrap=True, markup=False)
-    for _, table, advice in tables:
+    for table, advice in tables:
         console.print(table)
         console.print(advice, soft_wrap=True, markup=False)
         console.print()
     if csv is not None:
-        with ResultsStore(run_dir / STORE_FILE, create=False) as store:
-            rows = store.rows()
-        buffer = io.StringIO()
-        writer = csv_module.writer(buffer)
-        writer.writerow(["dataset", "model", "seed", "metric", "value", "text"])
-        writer.writerows(rows)
-        atomic_write(csv, lambda f: f.write(buffer.getvalue().encode()))
-        console.print(f"{len(rows)} rows written to {csv}", soft_wrap=True, markup=False)
+        written = export_csv(run_dir, csv)
+        console.print(f"{written} rows written to {csv}", soft_wrap=True, markup=False)
 
 
 @app.command(
@@ -1097,8 +1032,7 @@ def task_command(
         typer.Option(
             "--steps",
             min=1,
-            help="Train for this many steps (rounded up to 50), with no time limit unless "
-            "--budget is given too.",
+            help="Train for this many steps, with no time limit unless --budget is given too.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights and data.")] = 0,
@@ -1125,36 +1059,20 @@ def task_command(
     report the bit error, two-hop the accuracy.
     """
     import json
-    import math
-    import time
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .files import atomic_write
     from .tasks.runner import check_task, run_task
 
-    seconds = parse_budget(budget) or (math.inf if steps else 120.0)
+    seconds = parse_budget(budget) or (None if steps else 120.0)
     hyper = parse_assignments(param or [])
     check_task(name, model, hyper)
     if output is not None:
         check_output_path(output, force=force, suffixes=[".json"])
     console = _console()
-    with Progress(
-        TextColumn("training"), BarColumn(), TextColumn("{task.fields[loss]}"),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-    ) as bar:  # fmt: skip
-        by_time = math.isfinite(seconds)
-        job = bar.add_task("train", total=seconds if by_time else steps, loss="")
-        started = time.perf_counter()
-
-        def report(step: int, loss: float) -> None:
-            done = time.perf_counter() - started if by_time else step
-            bar.update(job, completed=done, loss=f"step {step} loss {loss:.4g}")
-
-        result = run_task(
-            name, model, budget=seconds, max_steps=steps or 10**9, seed=seed,
-            hyperparameters=hyper, progress=report,
-        )  # fmt: skip
+    result = run_task(
+        name, model, budget=seconds, max_steps=steps, seed=seed, hyperparameters=hyper,
+        progress=f"{name}, {model}",
+    )  # fmt: skip
     low, high = result["trained_sizes"]
     size, metric = result["size"], result["metric"]
     per = "length" if size == "length" else f"number of {size}"

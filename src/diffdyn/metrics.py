@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from jaxtyping import ArrayLike, Float
@@ -106,6 +107,16 @@ class ValidPredictionTime:
     unit: str
     threshold: float
     censored: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "unit": self.unit,
+            "censored": self.censored,
+            "per_start": np.asarray(self.per_start, float).tolist(),
+            "threshold": self.threshold,
+        }
 
     def __str__(self) -> str:
         text = f"VPT = {self.mean:.3g} ± {self.std:.2g} {self.unit} (ε = {self.threshold:g}"

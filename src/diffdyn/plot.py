@@ -147,7 +147,7 @@ def plot_forecast(
     **Arguments:**
 
     - `history`: the series the forecast continues (only samples before its start are drawn).
-    - `forecast`: the forecast (`diffdyn.train.forecast_model`), variables as in `history`.
+    - `forecast`: the forecast (`forecast_model(...).forecast`), variables as in `history`.
     - `truth`: what really followed, or `None`.
     - `path`: where to save the figure (format from the suffix); `None` only returns it.
     - `title`: default: the model and the system or file from `forecast.metadata`.
@@ -162,8 +162,8 @@ def plot_forecast(
     from diffdyn.train import forecast_model, load_data
 
     history, _ = load_data(system="lorenz63", fresh=True)
-    forecast, _ = forecast_model("runs/lorenz63-lstm", history, 500)
-    plot_forecast(history, forecast, None, "forecast.png")
+    result = forecast_model("runs/lorenz63-lstm", history, 500)
+    plot_forecast(history, result.forecast, result.truth, "forecast.png")
     ```
     """
     for name, series in (("history", history), ("forecast", forecast), ("truth", truth)):

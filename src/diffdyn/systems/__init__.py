@@ -1,5 +1,6 @@
 """Dynamical systems: the catalogue, the abstract kinds to write your own, and `simulate`."""
 
+from ..options import parse_assignments as parse_assignments  # also importable from here
 from .base import AbstractSystem as AbstractSystem, param as param
 from .delay import AbstractDelayFlow as AbstractDelayFlow
 from .double_pendulum import DoublePendulum as DoublePendulum
@@ -19,7 +20,6 @@ from .pde import AbstractSemilinearPDE as AbstractSemilinearPDE
 from .registry import (
     SYSTEMS as SYSTEMS,
     get_system as get_system,
-    parse_assignments as parse_assignments,
     register_system as register_system,
     system_class as system_class,
 )

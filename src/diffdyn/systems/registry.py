@@ -113,14 +113,3 @@ def get_system(name: str, **params: float | int | str) -> AbstractSystem:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
         raise DiffdynError(str(exc)) from None
-
-
-def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Parse `["rho=35", "sigma=10"]` into `{"rho": "35", "sigma": "10"}`."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise DiffdynError(f"expected NAME=VALUE, got {item!r} (e.g. --param rho=35).")
-        out[key.strip()] = value.strip()
-    return out

@@ -3,17 +3,19 @@
 Per dataset: a leaderboard sorted by valid prediction time (VPT), a figure of NRMSE against
 lead time for every model, forecasts of the two best models, the alignment matrix of the best
 attention model (when one was trained), and a recommendation in plain words drawn only from
-the measured numbers. Figures are PNG files beside the report (linked from the Markdown) and
-embedded in the HTML as base64, so the HTML file can be mailed on its own.
+the measured numbers. Everything is drawn from what the grid stored (`results.sqlite`: the
+metrics, and each cell's forecast and alignment artifacts); nothing is simulated or forecast
+again. Figures are PNG files beside the report (linked from the Markdown) and embedded in the
+HTML as base64, so the HTML file can be mailed on its own.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..errors import DiffdynError
 from ..files import atomic_write
 from ..plot import plot_attention, plot_forecast
-from ..train.checkpoint import read_sidecar
-from ..train.pipeline import attention_models, explain_model, forecast_model, load_data
-from .compare import MODELS_FOLDER, pooled_vpt
+from ..train import Explanation, Forecast
+from .grid import ATTENTION, FORECAST, pooled_vpt
 from .store import STORE_FILE, ResultsStore
 
 FIGURES_FOLDER = "figures"
@@ -209,82 +209,39 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _test_data(run_dir: Path, config: dict[str, Any], dataset: str, model: str):
-    """The seed-0 model folder and the dataset's spec, or `None` when either is missing."""
-    spec = next((d for d in config.get("datasets", []) if d.get("name") == dataset), None)
-    folder = run_dir / MODELS_FOLDER / dataset / f"{model}-seed0"
-    if spec is None or not (folder / "model.json").exists():
+def _forecast_figure(store: ResultsStore, dataset: str, model: str) -> bytes | None:
+    """PNG bytes of the forecast the grid kept of `model` (its lowest seed) against the truth,
+    or `None` when the store holds none (a run from before the grid kept them)."""
+    stored = store.artifact(dataset, model, FORECAST)
+    if stored is None:
         return None
-    return folder, spec
-
-
-def _forecast_figure(run_dir: Path, config: dict[str, Any], dataset: str, model: str):
-    """PNG bytes of one forecast of `model` against the truth on held-out data (seed 0).
-
-    The data are rebuilt as `compare` built them (a fresh trajectory of a system, the held-out
-    end of a file); `None` when the model folder or the dataset is not available.
-    """
-    found = _test_data(run_dir, config, dataset, model)
-    if found is None:
-        return None
-    folder, spec = found
-    try:
-        sidecar = read_sidecar(folder)
-        context = int(sidecar["training"]["context"])
-        if spec["kind"] == "system":
-            series, _ = load_data(system=spec["ref"], seed=0, fresh=True)
-        else:
-            series, _ = load_data(data=spec["ref"])
-            series = series.slice(max(0, sidecar["data"]["train_rows"] - context), None)
-        lam, dt = sidecar.get("lyapunov_exponent"), series.dt or 1.0
-        horizon = math.ceil(5 / (lam * dt)) if lam else 200
-        horizon = max(1, min(horizon, len(series) - context))
-        uses_exog = bool(sidecar.get("exog_variables"))
-        part = series.slice(0, context + horizon) if uses_exog else series.slice(0, context)
-        forecast, _ = forecast_model(folder, part, horizon)
-        truth = series.slice(context, context + horizon)
-        figure = plot_forecast(
-            series.slice(0, context), forecast, truth, title=f"{model} on {dataset}"
-        )
-    except DiffdynError:
-        return None
+    kept = Forecast.from_json(stored)
+    figure = plot_forecast(kept.context, kept.forecast, kept.truth, title=f"{model} on {dataset}")
     return _png(figure)
 
 
-def _attention_figure(run_dir: Path, config: dict[str, Any], dataset: str, model: str):
-    """PNG bytes of `model`'s alignment on the first test window (seed 0), and a caption.
-
-    The test data are rebuilt as `compare` built them; `explain_model` takes the first window
-    of a fresh trajectory, or of a file's held-out end. `None` when unavailable.
-    """
-    found = _test_data(run_dir, config, dataset, model)
-    if found is None:
+def _attention_figure(store: ResultsStore, dataset: str, model: str) -> tuple[bytes, str] | None:
+    """PNG bytes of the alignment the grid kept of `model` on its first test window, and a
+    caption; `None` when the store holds none."""
+    stored = store.artifact(dataset, model, ATTENTION)
+    if stored is None:
         return None
-    folder, spec = found
-    try:
-        if spec["kind"] == "system":
-            series, source = load_data(system=spec["ref"], seed=0, fresh=True)
-        else:
-            series, source = load_data(data=spec["ref"])
-        result = explain_model(folder, series, source)
-        figure = plot_attention(
-            np.asarray(result["attention"]),
-            input_attention=result["input_attention"],
-            variable_names=result["driving_series"],
-            memory_attention=result["memory_attention"],
-            block_length=result["block_length"],
-            title=f"{model} attention on {dataset}, first test window",
-        )
-    except DiffdynError:
-        return None
-    peak = result["peaks"][0]
-    per_lag = result["mean_attention_per_lag"]
+    result = Explanation.from_json(stored)
+    figure = plot_attention(
+        result.attention,
+        input_attention=result.input_attention,
+        variable_names=list(result.driving_series),
+        memory_attention=result.memory_attention,
+        block_length=result.block_length,
+        title=f"{model} attention on {dataset}, first test window",
+    )
+    peak, heaviest = result.peaks[0], result.ranked_lags()[0]
     caption = (
         f"Where {model} looks on the first test window of {dataset} (context "
-        f"{result['context']}, horizon {result['horizon']}): its first forecast step puts "
-        f"{peak['weight']:.3g} of its weight on lag {peak['lag']} (1 = the most recent "
-        f"observation); over all steps, lag {int(np.argmax(per_lag)) + 1} gets the most "
-        f"({max(per_lag):.3g})."
+        f"{result.context}, horizon {result.horizon}): its first forecast step puts "
+        f"{peak.weight:.3g} of its weight on lag {peak.lag} (1 = the most recent "
+        f"observation); over all steps, lag {heaviest.lag} gets the most "
+        f"({heaviest.weight:.3g})."
     )
     return _png(figure), caption
 
@@ -293,21 +250,59 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def write_report(run_dir: str | Path) -> dict[str, Path]:
-    """Write `report.md`, `report.html` and the figures of the run in `run_dir`.
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """The files `write_report` wrote: `markdown` (report.md) and `html` (report.html)."""
+
+    markdown: Path
+    html: Path
+
+    def to_json(self) -> dict[str, str]:
+        return {"markdown": str(self.markdown), "html": str(self.html)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaderboard:
+    """One dataset's ranking as text: column titles `head`, one row of cells per model in
+    `body` (best VPT first, failed models last), and the `recommendation` in words."""
+
+    dataset: str
+    head: list[str]
+    body: list[list[str]]
+    recommendation: str
+
+
+def read_leaderboards(run_dir: str | Path) -> list[Leaderboard]:
+    """The leaderboards of a compare run folder, one per dataset (what `diffdyn results`
+    prints)."""
+    with ResultsStore(Path(run_dir) / STORE_FILE, create=False) as store:
+        boards = leaderboards(store)
+    return [
+        Leaderboard(dataset, *table_rows(rows), recommendation(dataset, rows))
+        for dataset, rows in boards.items()
+    ]
+
+
+def write_report(run_dir: str | Path) -> Report:
+    """Write `report.md`, `report.html` and the figures of the run in `run_dir`, from what the
+    grid stored (nothing is simulated or forecast again).
 
     **Example:**
 
     ```python
-    from diffdyn.experiments import write_report
+    from diffdyn.compare import write_report
 
-    paths = write_report("runs/demo")  # {"markdown": ..., "html": ...}
+    paths = write_report("runs/demo")  # Report(markdown=..., html=...)
     ```
     """
     run_dir = Path(run_dir)
     with ResultsStore(run_dir / STORE_FILE, create=False) as store:
-        info = store.run_info() or {}
-        boards = leaderboards(store)
+        return _write_report(run_dir, store)
+
+
+def _write_report(run_dir: Path, store: ResultsStore) -> Report:
+    info = store.run_info() or {}
+    boards = leaderboards(store)
     config = info.get("config", {})
     threshold = config.get("threshold")
     figures = run_dir / FIGURES_FOLDER
@@ -331,7 +326,6 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     if not boards:
         md.append("No finished cells yet.")
         body.append("<p>No finished cells yet.</p>")
-    having = set(attention_models())
     for dataset, rows in boards.items():
         head, cells = table_rows(rows)
         advice = recommendation(dataset, rows)
@@ -344,7 +338,7 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
         forecasts = []
         ok_rows = [r for r in rows if r.get("status") == "ok"]
         for row in ok_rows[:2]:  # the two best models
-            fpng = _forecast_figure(run_dir, config, dataset, row["model"])
+            fpng = _forecast_figure(store, dataset, row["model"])
             if fpng is None:
                 continue
             fname = f"forecast-{_safe(dataset)}-{_safe(row['model'])}.png"
@@ -352,10 +346,12 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
             forecasts.append((row["model"], fpng))
             md += [f"![{row['model']} forecast on {dataset}]({FIGURES_FOLDER}/{fname})", ""]
         # The best-ranked model with attention: where it looks, on one test window.
-        best = next((r for r in ok_rows if r["model"] in having), None)
-        attention = None
-        if best is not None:
-            attention = _attention_figure(run_dir, config, dataset, best["model"])
+        best, attention = None, None
+        for row in ok_rows:
+            attention = _attention_figure(store, dataset, row["model"])
+            if attention is not None:
+                best = row
+                break
         if best is not None and attention is not None:
             apng, caption = attention
             aname = f"attention-{_safe(dataset)}-{_safe(best['model'])}.png"
@@ -405,4 +401,4 @@ def write_report(run_dir: str | Path) -> dict[str, Path]:
     )
     markdown = atomic_write(run_dir / "report.md", lambda f: f.write("\n".join(md).encode()))
     page_path = atomic_write(run_dir / "report.html", lambda f: f.write(page.encode()))
-    return {"markdown": markdown, "html": page_path}
+    return Report(markdown, page_path)

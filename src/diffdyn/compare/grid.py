@@ -3,12 +3,14 @@
 Each (dataset, model, seed) cell trains with the model's defaults under a wall-clock budget
 (`train_model`), is scored on held-out data (`evaluate_model`: a fresh trajectory of a
 system, or the held-out end of a user's file) and is written to the results store in one
-transaction. A rerun skips finished cells; a cell that raises becomes a `failed` row with its
-reason and the grid goes on.
+transaction, with what the report draws: the forecast from the first start point against the
+truth, and an attention model's alignment on that window. A rerun skips finished cells; a cell
+that raises becomes a `failed` row with its reason and the grid goes on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import time
@@ -21,7 +23,15 @@ import numpy as np
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
 from ..models.registry import MODELS, model_spec
 from ..systems.registry import SYSTEMS
-from ..train.pipeline import evaluate_model, load_data, train_model
+from ..train import (
+    DataSource,
+    Evaluation,
+    TrainResult,
+    evaluate_model,
+    explain_model,
+    load_data,
+    train_model,
+)
 from .store import STORE_FILE, ResultsStore
 
 DEFAULT_SYSTEMS = ("lorenz63", "mackey-glass")
@@ -30,6 +40,36 @@ DEFAULT_MODELS = ("all",)
 # about 5 minutes on 2 CPU cores, compilation and evaluation included (13 models: 5 min 6 s).
 DEFAULT_BUDGET = 10.0
 MODELS_FOLDER = "models"
+DEFAULT_OUTPUT = Path("runs/compare")
+REPORT_FORECAST_LYAPUNOV_TIMES = 5  # the forecast a cell keeps for the report ...
+REPORT_FORECAST_SAMPLES = 200  # ... and its length when λ₁ is unknown
+FORECAST, ATTENTION = "forecast", "attention"  # the artifacts of a cell
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareSummary:
+    """What `run_compare` did: the `store` file, the grid's `cells`, how many `ran` now,
+    were `skipped` (finished before) and `failed`, in `seconds` of wall-clock time."""
+
+    store: Path
+    cells: int
+    ran: int
+    skipped: int
+    failed: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "store": str(self.store)}
+
+
+def choose_datasets(systems: Sequence[str] | None, files: Sequence[str | Path]) -> list[str]:
+    """The datasets of a grid: the systems named, then the files (which must exist); neither
+    given → `DEFAULT_SYSTEMS`."""
+    for path in files:
+        if not Path(path).is_file():
+            raise DiffdynError(f"--data {path}: no such file.")
+    chosen = list(DEFAULT_SYSTEMS) if systems is None and not files else list(systems or [])
+    return chosen + [str(p) for p in files]
 
 
 def resolve_models(models: Sequence[str]) -> list[str]:
@@ -86,36 +126,39 @@ def compare_config(
     }
 
 
-def _cell_metrics(train_sidecar: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    vpt = result["vpt"]
-    lam, dt = result["lyapunov_exponent"], float(result["dt"])
-    curve = [float(x) for x in result["nrmse_curve"]]
-    lead = max(1, round(1 / (lam * dt))) if lam else max(1, result["horizon"] // 4)
+def _cell_metrics(trained: TrainResult, result: Evaluation) -> dict[str, Any]:
+    vpt = result.vpt
+    lam, dt = result.lyapunov_exponent, result.dt
+    curve = [float(x) for x in result.nrmse_curve]
+    lead = max(1, round(1 / (lam * dt))) if lam else max(1, result.horizon // 4)
     lead = min(lead, len(curve))
     metrics: dict[str, Any] = {
         "status": "ok",
-        "vpt_mean": float(vpt["mean"]),
-        "vpt_std": float(vpt["std"]),
-        "vpt_unit": vpt["unit"],
-        "vpt_censored": int(vpt["censored"]),
-        "smape": float(result["smape"]),
-        "rmse": float(result["rmse"]),
+        "vpt_mean": float(vpt.mean),
+        "vpt_std": float(vpt.std),
+        "vpt_unit": vpt.unit,
+        "vpt_censored": int(vpt.censored),
+        "smape": float(result.smape),
+        "rmse": float(result.rmse),
         "nrmse_lead": float(curve[lead - 1]),
         "nrmse_lead_time": lead * dt,
         "nrmse_curve": curve,
         "dt": dt,
-        "horizon": int(result["horizon"]),
-        "start_points": int(result["start_points"]),
-        "train_seconds": float(train_sidecar["train_seconds"]),
-        "parameters": int(train_sidecar["parameters"]),
-        "stop_reason": str(train_sidecar["stop_reason"]),
+        "horizon": int(result.horizon),
+        "start_points": int(result.start_points),
+        "diverged_forecasts": int(result.diverged),
+        "train_seconds": float(trained.seconds),
+        "parameters": int(trained.parameters),
+        "stop_reason": str(trained.stop_reason),
     }
-    for time_, value in result["nrmse"].items():
+    for time_, value in result.nrmse.items():
         metrics[f"nrmse@t={time_}"] = float(value)
     if lam:
         metrics["lyapunov_exponent"] = float(lam)
-    if result["note"]:
-        metrics["note"] = result["note"]
+    if result.first_divergence is not None:
+        metrics["first_diverged_step"] = int(result.first_divergence)
+    if result.note:
+        metrics["note"] = result.note
     return metrics
 
 
@@ -135,7 +178,7 @@ def run_compare(
     lyapunov_exponent: float | None = None,
     progress: bool = True,
     on_cell: Callable[[str, str, int, dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+) -> CompareSummary:
     """Run (or resume) a comparison grid in `out_dir`; return a summary.
 
     `datasets` are built-in system names or data files; `models` names or `"all"`. Results go
@@ -144,12 +187,12 @@ def run_compare(
     **Example:**
 
     ```python
-    from diffdyn.experiments import run_compare
+    from diffdyn.compare import run_compare
 
     run_compare("runs/demo", ["henon"], ["persistence", "ngrc"], budget_per_model=5)
     ```
 
-    **Returns** `{"store", "cells", "ran", "skipped", "failed", "seconds"}`.
+    **Returns** a `CompareSummary`.
     """
     if seeds < 1:
         raise DiffdynError(f"--seeds must be at least 1; got {seeds}.")
@@ -174,8 +217,9 @@ def run_compare(
             data_cache: dict[tuple[str, int], Any] = {}
             for dataset, model, seed in todo:
                 bar.describe(f"{dataset['name']} · {model} · seed {seed}")
+                artifacts: dict[str, Any] = {}
                 try:
-                    metrics = _run_cell(
+                    metrics, artifacts = _run_cell(
                         out,
                         dataset,
                         model,
@@ -188,23 +232,26 @@ def run_compare(
                 except Exception as error:  # a failing model is a result, not a crash
                     metrics = {"status": "failed", "reason": _reason(error)}
                     failed += 1
-                store.write_cell(dataset["name"], model, seed, metrics)
+                store.write_cell(dataset["name"], model, seed, metrics, artifacts)
                 if on_cell is not None:
                     on_cell(dataset["name"], model, seed, metrics)
                 bar.advance()
-        return {
-            "store": out / STORE_FILE,
-            "cells": len(cells),
-            "ran": len(todo),
-            "skipped": len(cells) - len(todo),
-            "failed": failed,
-            "seconds": time.perf_counter() - started,
-        }
+        return CompareSummary(
+            store=out / STORE_FILE,
+            cells=len(cells),
+            ran=len(todo),
+            skipped=len(cells) - len(todo),
+            failed=failed,
+            seconds=time.perf_counter() - started,
+        )
 
 
 def check_run_folder(out_dir: str | Path) -> Path:
-    """Create the run folder (its parent must exist); raise when it cannot hold a run."""
+    """Create the run folder (its parent must exist, but for `DEFAULT_OUTPUT`'s, made in a
+    fresh clone); raise when it cannot hold a run."""
     out = Path(out_dir)
+    if out == DEFAULT_OUTPUT and not out.parent.exists():
+        out.parent.mkdir()
     if out.exists() and not out.is_dir():
         raise DiffdynError(f"{out} is a file; give a folder for the run.")
     if not out.parent.is_dir():
@@ -241,7 +288,8 @@ def _run_cell(
     threshold: float,
     lyapunov_exponent: float | None,
     cache: dict,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train and score one cell; return its metrics and its artifacts for the report."""
     folder = out / MODELS_FOLDER / dataset["name"] / f"{model}-seed{seed}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     if folder.exists():  # left by an interrupted cell
@@ -260,17 +308,44 @@ def _run_cell(
     eval_series, eval_source = (
         _data(dataset, seed, True, cache) if dataset["kind"] == "system" else (series, source)
     )
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverging forecast is a result
-        result = evaluate_model(
-            folder,
-            eval_series,
-            eval_source,
-            threshold=threshold,
-            lyapunov_exponent=lyapunov_exponent,
-        )
-    if not math.isfinite(result["vpt"]["mean"]):
+    result = evaluate_model(
+        folder,
+        eval_series,
+        eval_source,
+        threshold=threshold,
+        lyapunov_exponent=lyapunov_exponent,
+    )
+    if not math.isfinite(result.vpt.mean):
         raise DiffdynError("the valid prediction time is not finite")
-    return _cell_metrics(trained.sidecar, result)
+    metrics = _cell_metrics(trained, result)
+    return metrics, _artifacts(folder, model, result, eval_series, eval_source, metrics)
+
+
+def _artifacts(
+    folder: Path,
+    model: str,
+    result: Evaluation,
+    series: Any,
+    source: DataSource,
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """What the report draws of a cell: the forecast from the first start point against the
+    truth (5 Lyapunov times, or 200 samples), and the alignment of an attention model on that
+    window (the training horizon)."""
+    lam = result.lyapunov_exponent
+    steps = (
+        math.ceil(REPORT_FORECAST_LYAPUNOV_TIMES / (lam * result.dt))
+        if lam
+        else REPORT_FORECAST_SAMPLES
+    )
+    artifacts: dict[str, Any] = {FORECAST: result.example(0, steps).to_json()}
+    if model_spec(model).cls.has_attention:
+        try:
+            artifacts[ATTENTION] = explain_model(folder, series, source).to_json()
+        except DiffdynError as error:  # the scores stand; only the figure is missing
+            reason = f"no attention figure: {_reason(error)}"
+            metrics["note"] = "; ".join(filter(None, [metrics.get("note"), reason]))
+    return artifacts
 
 
 class _Progress:

@@ -7,6 +7,8 @@ Tables:
 - `results(dataset, model, seed, metric, value, text)`: one row per dataset × model × seed ×
   metric, numbers in `value`, words and JSON in `text`. Every finished cell has a `status`
   row (`ok` or `failed`, with a `reason` row when failed).
+- `artifacts(dataset, model, seed, name, json)`: what a cell keeps for the report beside its
+  numbers (one forecast against the truth, an attention model's alignment), as JSON.
 
 A cell is written in one transaction, so an interrupted run (Ctrl-C, SIGKILL) loses at most
 the cell it was computing and a rerun never duplicates one.
@@ -14,6 +16,8 @@ the cell it was computing and a rerun never duplicates one.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import sqlite3
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiffdynError
+from ..files import atomic_write
 
 STORE_FILE = "results.sqlite"
 
@@ -42,6 +47,14 @@ CREATE TABLE IF NOT EXISTS results (
     text TEXT,
     PRIMARY KEY (dataset, model, seed, metric)
 );
+CREATE TABLE IF NOT EXISTS artifacts (
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (dataset, model, seed, name)
+);
 """
 
 
@@ -55,7 +68,7 @@ class ResultsStore:
     **Example:**
 
     ```python
-    from diffdyn.experiments import ResultsStore
+    from diffdyn.compare import ResultsStore
 
     store = ResultsStore("runs/demo/results.sqlite")
     store.claim({"datasets": ["henon"], "models": ["persistence"], "seeds": 1})
@@ -145,8 +158,15 @@ class ResultsStore:
         rows = self._query("SELECT dataset, model, seed FROM results WHERE metric = 'status'")
         return {(d, m, int(s)) for d, m, s in rows}
 
-    def write_cell(self, dataset: str, model: str, seed: int, metrics: dict[str, Any]) -> None:
-        """Write all metrics of one cell in one transaction (all or nothing)."""
+    def write_cell(
+        self,
+        dataset: str,
+        model: str,
+        seed: int,
+        metrics: dict[str, Any],
+        artifacts: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Write all metrics and artifacts of one cell in one transaction (all or nothing)."""
         if "status" not in metrics:
             raise ValueError("a cell needs a 'status' metric")
         rows = []
@@ -173,6 +193,17 @@ class ResultsStore:
                 (dataset, model, seed),
             )
             self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.db.execute(
+                "DELETE FROM artifacts WHERE dataset = ? AND model = ? AND seed = ?",
+                (dataset, model, seed),
+            )
+            self.db.executemany(
+                "INSERT INTO artifacts VALUES (?, ?, ?, ?, ?)",
+                [
+                    (dataset, model, seed, name, json.dumps(content, allow_nan=False))
+                    for name, content in (artifacts or {}).items()
+                ],
+            )
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
@@ -203,3 +234,29 @@ class ResultsStore:
             "SELECT dataset, model, seed, metric, value, text FROM results "
             "ORDER BY dataset, model, seed, metric"
         )
+
+    def artifact(self, dataset: str, model: str, name: str) -> dict[str, Any] | None:
+        """The artifact `name` of the lowest seed of (dataset, model) that has one, or `None`."""
+        rows = self._query(
+            "SELECT json FROM artifacts WHERE dataset = ? AND model = ? AND name = ? "
+            "ORDER BY seed LIMIT 1",
+            (dataset, model, name),
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    def write_csv(self, path: str | Path) -> int:
+        """Write every stored row (`rows()`) as CSV, atomically; return how many."""
+        rows = self.rows()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["dataset", "model", "seed", "metric", "value", "text"])
+        writer.writerows(rows)
+        atomic_write(path, lambda f: f.write(buffer.getvalue().encode()))
+        return len(rows)
+
+
+def export_csv(run_dir: str | Path, path: str | Path) -> int:
+    """Write every stored row of a compare run folder (one per metric) as CSV; return how
+    many."""
+    with ResultsStore(Path(run_dir) / STORE_FILE, create=False) as store:
+        return store.write_csv(path)
