@@ -274,6 +274,24 @@ def test_subprocess_train_then_evaluate(tmp_path):
     assert again.stderr.strip().count("\n") == 0 and "already exists" in again.stderr
 
 
+def test_train_on_two_host_devices(tmp_path):
+    diffdyn_script = _entry_point()
+    done = subprocess.run(
+        [diffdyn_script, "train", "--system", "henon", "--steps", "400", "--model", "lstm",
+         "-p", "hidden=8", "--epochs", "1", "--batch-size", "16", "--devices", "2", "-o", "m"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "1 epochs done" in done.stdout and (tmp_path / "m" / "model.json").exists()
+    odd = subprocess.run(
+        [diffdyn_script, "train", "--system", "henon", "--steps", "400", "--model", "lstm",
+         "--batch-size", "15", "--devices", "2", "-o", "odd"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert odd.returncode == 2 and "Traceback" not in odd.stderr
+    assert "multiple of 2" in odd.stderr and odd.stderr.strip().count("\n") == 0
+
+
 def test_plot_forecast_panels(tmp_path):
     from diffdyn.data import Series
     from diffdyn.plot import plot_forecast

@@ -21,6 +21,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from . import __version__
+from .train.devices import use_devices
 from .compare import export_csv, read_leaderboards, run_compare, write_report
 from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, choose_datasets
 from .data.io import check_series_path, write_series
@@ -339,6 +340,15 @@ def _summary(series, written: Path, plot: Path | None) -> str:
 
 
 # -- options shared by train, evaluate and forecast ------------------------------------------
+DevicesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--devices",
+        min=1,
+        help="Split each training batch over N local devices (GPUs; on CPU, N cores as host "
+        "devices). Default: 1.",
+    ),
+]
 DataOption = Annotated[
     Path | None, typer.Option("--data", help="A series file: .csv, .parquet or .npz.")
 ]
@@ -532,6 +542,7 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted training in the folder.")
     ] = False,
+    devices: DevicesOption = None,
 ) -> None:
     """Train a model on a file or a simulated system and save it in a folder.
 
@@ -539,6 +550,7 @@ def train_command(
     those); a simulated system is used whole (evaluate simulates a fresh trajectory). Every
     epoch is checkpointed: after an interruption or a spent --budget, --resume continues.
     """
+    devices = use_devices(devices)
     seconds = parse_budget(budget)
     flags = {
         "context": context,
@@ -574,6 +586,7 @@ def train_command(
         resume=resume,
         progress=True,
         lyapunov_exponent=lyapunov_exponent,
+        devices=devices,
     )
     _console().print(_train_summary(result))
 
@@ -953,6 +966,7 @@ def compare_command(
             help="λ₁ (per time unit) to give VPT in Lyapunov times; default: each system's.",
         ),
     ] = None,
+    devices: DevicesOption = None,
 ) -> None:
     """Train and rank models on systems or your data; write results.sqlite and a report.
 
@@ -960,6 +974,7 @@ def compare_command(
     scored on held-out data (a fresh trajectory, or the last 20% of a file). Interrupted runs
     resume where they stopped; a model that fails is recorded with its reason.
     """
+    devices = use_devices(devices)
     summary = run_compare(
         output,
         choose_datasets(None if systems_ is None else parse_list(systems_), data or []),
@@ -969,6 +984,7 @@ def compare_command(
         threshold=threshold,
         lyapunov_exponent=lyapunov_exponent,
         progress=True,
+        devices=devices,
     )
     paths = write_report(output)
     console = _console()

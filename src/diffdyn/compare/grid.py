@@ -178,8 +178,13 @@ def run_compare(
     lyapunov_exponent: float | None = None,
     progress: bool = True,
     on_cell: Callable[[str, str, int, dict[str, Any]], None] | None = None,
+    devices: int | None = None,
 ) -> CompareSummary:
     """Run (or resume) a comparison grid in `out_dir`; return a summary.
+
+    `devices` splits each training batch over that many local devices (`train(devices=)`);
+    it changes speed, not results (to float32 rounding), so it is not part of the
+    configuration a resumed run is checked against.
 
     `datasets` are built-in system names or data files; `models` names or `"all"`. Results go
     to `out_dir/results.sqlite`; trained models to `out_dir/models/DATASET/MODEL-seedN`.
@@ -228,6 +233,7 @@ def run_compare(
                         threshold,
                         lyapunov_exponent,
                         data_cache,
+                        devices,
                     )
                 except Exception as error:  # a failing model is a result, not a crash
                     metrics = {"status": "failed", "reason": _reason(error)}
@@ -288,6 +294,7 @@ def _run_cell(
     threshold: float,
     lyapunov_exponent: float | None,
     cache: dict,
+    devices: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train and score one cell; return its metrics and its artifacts for the report."""
     folder = out / MODELS_FOLDER / dataset["name"] / f"{model}-seed{seed}"
@@ -304,6 +311,7 @@ def _run_cell(
         budget=budget,
         progress=False,
         lyapunov_exponent=lyapunov_exponent,
+        devices=devices,
     )
     eval_series, eval_source = (
         _data(dataset, seed, True, cache) if dataset["kind"] == "system" else (series, source)

@@ -190,15 +190,19 @@ def _mesh_shardings(devices: int | None):
     return batch, replicated
 
 
+def _check_split(shape, devices: int) -> None:
+    if len(shape) and shape[0] % devices:
+        raise DiffdynError(
+            f"a batch of {shape[0]} examples cannot be split over {devices} devices; "
+            f"use a batch size that is a multiple of {devices}."
+        )
+
+
 def _shard_batch(batch, sharding, devices: int):
     def constrain(x):
         if not eqx.is_array(x) or x.ndim == 0:
             return x
-        if x.shape[0] % devices:
-            raise DiffdynError(
-                f"a batch of {x.shape[0]} examples cannot be split over {devices} devices; "
-                f"use a batch size that is a multiple of {devices}."
-            )
+        _check_split(x.shape, devices)
         return jax.lax.with_sharding_constraint(x, sharding)
 
     return jax.tree_util.tree_map(constrain, batch)
@@ -398,6 +402,10 @@ def train(
         )
     batch_sharding, replicated = _mesh_shardings(devices)
     n_devices = 1 if devices is None else devices
+    if batch_sharding is not None:
+        # Shapes only: a batch that does not split is refused before any work.
+        shapes = jax.eval_shape(batches, key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
+        jax.tree_util.tree_map(lambda x: _check_split(x.shape, n_devices), shapes)
     params, static = eqx.partition(module, eqx.is_inexact_array)
     opt_state = optimiser.init(params)
     state: TrainState = TrainState(module=module, best_module=module, opt_state=opt_state)

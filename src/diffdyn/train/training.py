@@ -4,6 +4,7 @@ gradient with `fit`, in closed form, or not at all) and saved in a model folder.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,73 @@ def train_forecaster(
         )
     if folder is not None:
         folder = checkpoint.prepare_folder(folder, force=force, resume=resume)
+    try:
+        trained, sidecar = _train_into(
+            folder, train, series, source, model_name, hyper, config, seed, budget, resume,
+            progress, lyapunov_exponent, train_rows, devices,
+        )  # fmt: skip
+    except DiffdynError:
+        # Bad input or a diverged run leaves nothing behind (an interrupted one keeps its
+        # resumable state: KeyboardInterrupt is not caught here).
+        if folder is not None and not resume:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return trained, TrainResult.from_sidecar(folder, sidecar)
+
+
+def train_model(
+    series: Series,
+    source: DataSource,
+    model_name: str,
+    folder: str | Path,
+    *,
+    hyperparameters: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    seed: int = 0,
+    budget: float | None = None,
+    force: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    lyapunov_exponent: float | None = None,
+    devices: int | None = None,
+) -> TrainResult:
+    """Train a registered model on `series` and save it in `folder`.
+
+    A file's last `TEST_FRACTION` of rows is held out for `evaluate`; a simulated series is
+    used whole (evaluation simulates a fresh one). The scaler is fitted on the training rows
+    only. Gradient models train with `fit` (checkpointing every epoch for `resume`); closed-form
+    models fit in one solve. Nothing is saved if training fails.
+
+    **Example:**
+
+    ```python
+    from diffdyn.train import load_data, train_model
+
+    series, source = load_data(system="lorenz63", steps=5000)
+    result = train_model(series, source, "ngrc", "runs/lorenz63-ngrc")
+    print(result.parameters, result.seconds, result.stop_reason)
+    ```
+    """
+    _, result = train_forecaster(
+        series,
+        source,
+        model_name,
+        folder,
+        hyperparameters=hyperparameters,
+        options=options,
+        seed=seed,
+        budget=budget,
+        force=force,
+        resume=resume,
+        progress=progress,
+        lyapunov_exponent=lyapunov_exponent,
+        devices=devices,
+    )
+    return result
+
+
+def _train_into(folder, train, series, source, model_name, hyper, config, seed, budget, resume,
+                progress, lyapunov_exponent, train_rows, devices):  # fmt: skip
     scaler = Scaler.fit(train)
     values = jnp.asarray(scaler.transform(np.asarray(train.values)))
     exog = None if train.exog is None else jnp.asarray(train.exog)
@@ -196,55 +264,4 @@ def train_forecaster(
         checkpoint.save_model(folder, trained, sidecar)
         if finished:
             checkpoint.clear_train_state(folder)
-    return trained, TrainResult.from_sidecar(folder, sidecar)
-
-
-def train_model(
-    series: Series,
-    source: DataSource,
-    model_name: str,
-    folder: str | Path,
-    *,
-    hyperparameters: dict[str, Any] | None = None,
-    options: dict[str, Any] | None = None,
-    seed: int = 0,
-    budget: float | None = None,
-    force: bool = False,
-    resume: bool = False,
-    progress: bool = True,
-    lyapunov_exponent: float | None = None,
-    devices: int | None = None,
-) -> TrainResult:
-    """Train a registered model on `series` and save it in `folder`.
-
-    A file's last `TEST_FRACTION` of rows is held out for `evaluate`; a simulated series is
-    used whole (evaluation simulates a fresh one). The scaler is fitted on the training rows
-    only. Gradient models train with `fit` (checkpointing every epoch for `resume`); closed-form
-    models fit in one solve. Nothing is saved if training fails.
-
-    **Example:**
-
-    ```python
-    from diffdyn.train import load_data, train_model
-
-    series, source = load_data(system="lorenz63", steps=5000)
-    result = train_model(series, source, "ngrc", "runs/lorenz63-ngrc")
-    print(result.parameters, result.seconds, result.stop_reason)
-    ```
-    """
-    _, result = train_forecaster(
-        series,
-        source,
-        model_name,
-        folder,
-        hyperparameters=hyperparameters,
-        options=options,
-        seed=seed,
-        budget=budget,
-        force=force,
-        resume=resume,
-        progress=progress,
-        lyapunov_exponent=lyapunov_exponent,
-        devices=devices,
-    )
-    return result
+    return trained, sidecar
