@@ -14,7 +14,8 @@ def python_blocks(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
-def test_doc_examples_run(path, capsys):
+def test_doc_examples_run(path, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples may write files
     blocks = python_blocks(path)
     assert blocks, f"{path.name} has no python example"
     for block in blocks:
