@@ -117,27 +117,23 @@ def test_gradient_matches_finite_differences(x64):
 def _train_accuracy(hops, steps=1500, batch=32):
     import optax
 
-    net = MemN2N(V, 32, 6, 3, hops, init_scale=0.5, key=jax.random.key(0))
-    params, static = eqx.partition(net, eqx.is_array)
-    opt = optax.adam(1e-2)
+    from diffdyn.train import train
 
-    def loss(p, b):
+    net = MemN2N(V, 32, 6, 3, hops, init_scale=0.5, key=jax.random.key(0))
+
+    def loss(net, b, key):
         s, q, a = b
-        logits, _ = jax.vmap(eqx.combine(p, static))(s, q)
+        logits, _ = jax.vmap(net)(s, q)
         return optax.softmax_cross_entropy_with_integer_labels(logits, a).mean()
 
-    def step(carry, k):
-        p, st = carry
-        g = jax.grad(loss)(p, two_hop_batch(k, batch))
-        updates, st = opt.update(g, st, p)
-        return (optax.apply_updates(p, updates), st), None
+    def batches(key, step, progress):
+        return two_hop_batch(key, batch)
 
-    train = jax.jit(
-        lambda p, st: jax.lax.scan(step, (p, st), jax.random.split(jax.random.key(1), steps))
-    )
-    (params, _), _ = train(params, opt.init(params))
+    net = train(
+        net, loss, batches, optax.adam(1e-2), key=jax.random.key(1), steps=steps, progress=False
+    ).module
     s, q, a = two_hop_batch(jax.random.key(99), 1000)
-    logits, _ = jax.vmap(eqx.combine(params, static))(s, q)
+    logits, _ = jax.vmap(net)(s, q)
     return float(jnp.mean(logits.argmax(-1) == a))
 
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import assert_gradient_matches_fd, to_float64
 from diffdyn.errors import DiffdynError, UnknownNameError
 from diffdyn.models import build_model, model_spec
+from diffdyn.train import train
 
 DIM, CONTEXT = 3, 12
 
@@ -98,30 +99,23 @@ def test_alignment_finds_the_recalled_step(score, getkey):
     on the correct source step."""
     context, slots, batch = 16, 3, 32
     model = build_model("seq2seq-attention", 1, 1, key=getkey(), hidden=16, score=score)
-    optimiser = optax.adam(1e-2)
-    state = optimiser.init(eqx.filter(model, eqx.is_array))
 
-    def loss(model, key):
-        values, marker, target, positions = jax.vmap(lambda k: _recall_task(k, context, slots))(
-            jax.random.split(key, batch)
-        )
+    def recall_batch(key, step, progress):
+        return jax.vmap(lambda k: _recall_task(k, context, slots))(jax.random.split(key, batch))
+
+    @eqx.filter_jit
+    def error_and_mass(model, batch):
+        values, marker, target, positions = batch
         forecast, aux = jax.vmap(lambda c, u: model(c, u, horizon=slots))(values, marker)
         mass = jnp.take_along_axis(aux["attention"], positions[:, :, None], axis=2)
         return jnp.mean((forecast - target) ** 2), jnp.mean(mass)
 
-    @eqx.filter_jit
-    def train(model, state, key):
-        def step(carry, key):
-            model, state = carry
-            params, static = eqx.partition(model, eqx.is_array)
-            grads = jax.grad(lambda p: loss(eqx.combine(p, static), key)[0])(params)
-            updates, state = optimiser.update(grads, state)
-            return (eqx.apply_updates(model, updates), state), None
+    def loss(model, batch, key):
+        return error_and_mass(model, batch)[0]
 
-        (model, state), _ = jax.lax.scan(step, (model, state), jax.random.split(key, 500))
-        return model, loss(model, jax.random.key(123))
-
-    model, (error, mass) = train(model, state, getkey())
+    model = train(model, loss, recall_batch, optax.adam(1e-2), key=getkey(), steps=500,
+                  progress=False).module  # fmt: skip
+    error, mass = error_and_mass(model, recall_batch(jax.random.key(123), 0, 0.0))
     assert float(error) < 0.05
     assert float(mass) >= 0.9, f"alignment mass on the recalled step: {float(mass):.3f}"
 

@@ -9,6 +9,7 @@ import pytest
 
 from diffdyn.errors import DiffdynError, UnknownNameError
 from diffdyn.models import build_model, model_spec, resolve_hyperparameters
+from diffdyn.train import train
 from diffdyn.train.config import TrainConfig
 
 NAMES = ["rnn", "lstm", "gru", "seq2seq", "tdnn", "dnc"]
@@ -141,25 +142,17 @@ def test_overfits_a_sine_wave_next_step(name, getkey):
     """A few hundred Adam steps fit the next step of a sine wave far better than at init."""
     context, target = sine_windows(16)
     model = build_model(name, 2, key=getkey(), **SMALL[name])
-    optimiser = optax.adam(1e-2)
 
-    def loss(model):
+    def loss(model, batch, key):
+        context, target = batch
         forecast = jax.vmap(lambda c: model(c, horizon=1)[0])(context)
         return jnp.mean((forecast - target) ** 2)
 
-    @eqx.filter_jit
-    def train(model):
-        params, static = eqx.partition(model, eqx.is_inexact_array)
+    def whole_set(key, step, progress):
+        return context, target
 
-        def step(carry, _):
-            params, state = carry
-            grads = jax.grad(lambda p: loss(eqx.combine(p, static)))(params)
-            updates, state = optimiser.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        (params, _), _ = jax.lax.scan(step, (params, optimiser.init(params)), length=300)
-        return eqx.combine(params, static)
-
-    before = float(eqx.filter_jit(loss)(model))
-    after = float(eqx.filter_jit(loss)(train(model)))
+    trained = train(model, loss, whole_set, optax.adam(1e-2), key=getkey(), steps=300,
+                    progress=False).module  # fmt: skip
+    before = float(eqx.filter_jit(loss)(model, (context, target), None))
+    after = float(eqx.filter_jit(loss)(trained, (context, target), None))
     assert after < before / 10, (before, after)

@@ -11,6 +11,7 @@ from conftest import assert_gradient_matches_fd, to_float64
 from diffdyn.errors import DiffdynError
 from diffdyn.models import build_model, model_spec
 from diffdyn.models.mtnet import MTNet  # importing it registers "mtnet"
+from diffdyn.train import train
 from diffdyn.train.config import TrainConfig
 from test_cli import assert_one_line_error, run
 
@@ -176,25 +177,17 @@ def test_fits_a_sine_wave_next_step():
     windows = np.stack([wave[i : i + 13] for i in range(32)]).astype(np.float32)
     context, target = jnp.asarray(windows[:, :12]), jnp.asarray(windows[:, 12:])
     model = build_model("mtnet", 2, key=jax.random.key(3), **SMALL)
-    optimiser = optax.adam(1e-2)
 
-    def loss(model):
+    def loss(model, batch, key):
+        context, target = batch
         forecast = jax.vmap(lambda c: model(c, horizon=1)[0])(context)
         return jnp.mean((forecast - target) ** 2)
 
-    @eqx.filter_jit
-    def train(model):
-        params, static = eqx.partition(model, eqx.is_inexact_array)
+    def whole_set(key, step, progress):
+        return context, target
 
-        def step(carry, _):
-            params, state = carry
-            grads = jax.grad(lambda p: loss(eqx.combine(p, static)))(params)
-            updates, state = optimiser.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        (params, _), _ = jax.lax.scan(step, (params, optimiser.init(params)), length=150)
-        trained = eqx.combine(params, static)
-        return loss(model), loss(trained)
-
-    before, after = train(model)
+    trained = train(model, loss, whole_set, optax.adam(1e-2), key=jax.random.key(4), steps=150,
+                    progress=False).module  # fmt: skip
+    before = float(eqx.filter_jit(loss)(model, (context, target), None))
+    after = float(eqx.filter_jit(loss)(trained, (context, target), None))
     assert after < before / 10, (before, after)

@@ -11,6 +11,7 @@ import pytest
 from diffdyn.errors import DiffdynError, UnknownNameError
 from diffdyn.models import build_model, model_spec
 from diffdyn.models.transformer import SelfAttentionForecaster
+from diffdyn.train import train
 from diffdyn.train.config import TrainConfig
 
 DIM, CONTEXT = 3, 12
@@ -216,25 +217,17 @@ def test_overfits_a_sine_wave_next_step(getkey):
     windows = jnp.asarray(np.stack([wave[i : i + 17] for i in range(64)]).astype(np.float32))
     context, target = windows[:, :16], windows[:, 16:]
     model = build_model("transformer", 2, key=getkey(), **{**SMALL, "layers": 1})
-    optimiser = optax.adam(3e-3)
 
-    def loss(model):
+    def loss(model, batch, key):
+        context, target = batch
         forecast = jax.vmap(lambda c: model(c, horizon=1)[0])(context)
         return jnp.mean((forecast - target) ** 2)
 
-    @eqx.filter_jit
-    def train(model):
-        params, static = eqx.partition(model, eqx.is_inexact_array)
+    def whole_set(key, step, progress):
+        return context, target
 
-        def step(carry, _):
-            params, state = carry
-            grads = jax.grad(lambda p: loss(eqx.combine(p, static)))(params)
-            updates, state = optimiser.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        (params, _), _ = jax.lax.scan(step, (params, optimiser.init(params)), length=150)
-        return eqx.combine(params, static)
-
-    before = float(eqx.filter_jit(loss)(model))
-    after = float(eqx.filter_jit(loss)(train(model)))
+    trained = train(model, loss, whole_set, optax.adam(3e-3), key=getkey(), steps=150,
+                    progress=False).module  # fmt: skip
+    before = float(eqx.filter_jit(loss)(model, (context, target), None))
+    after = float(eqx.filter_jit(loss)(trained, (context, target), None))
     assert after < before / 10, (before, after)

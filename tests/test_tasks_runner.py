@@ -1,6 +1,9 @@
 """The task runner: two-hop story cutting and memory scattering, linear start, every model on
-every task it can do."""
+every task it can do, resuming an interrupted training."""
 
+import shutil
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,8 +16,10 @@ from diffdyn.tasks.runner import (
     check_task,
     run_task,
     score_task,
+    train_task,
 )
 from diffdyn.tasks.two_hop import HOLDS, IN, WHERE, two_hop_vocab_size
+from diffdyn.train import TrainingError
 
 V = two_hop_vocab_size()
 
@@ -76,7 +81,7 @@ def test_check_task_types_and_sizes_the_memory():
 def test_lstm_answers_two_hop_read_as_a_token_sequence():
     result = run_task(
         "two-hop", "lstm", budget=1e9, max_steps=50, task_options={"chains": 1},
-        hyperparameters={"hidden": 8},
+        hyperparameters={"hidden": 8}, progress=False,
     )  # fmt: skip
     accuracy = result["accuracy_per_chains"]
     assert sorted(accuracy) == [1, 2] and all(0 <= a <= 1 for a in accuracy.values())
@@ -91,6 +96,32 @@ def test_associative_recall_is_scored_per_number_of_items():
     )
     assert sorted(errors) == [2, 3, 4, 5, 6]
     assert all(0.2 < e < 0.8 for e in errors.values())  # an untrained net guesses
+
+
+def test_interrupted_task_training_resumes_bit_for_bit(tmp_path):
+    """Trained through the core, a copy-task LSTM resumed from the state it had written after a
+    validation point (what Ctrl-C there leaves) ends with the parameters of the whole run."""
+    settings = dict(
+        key=jax.random.key(0), budget=None, max_steps=200, hyperparameters={"hidden": 8},
+        task_options={"max_length": 4}, progress=False,
+    )  # fmt: skip
+    whole, at_100 = tmp_path / "whole", tmp_path / "at-100"
+
+    def keep_state_at_step_100(state):
+        if state.step == 100:
+            shutil.copytree(whole, at_100)
+
+    full, full_record = train_task("copy", "lstm", checkpoint=whole,
+                                   on_validation=keep_state_at_step_100, **settings)  # fmt: skip
+    with pytest.raises(TrainingError, match="other settings"):
+        train_task("copy", "lstm", checkpoint=at_100, resume=True,
+                   **{**settings, "hyperparameters": {"hidden": 9}})  # fmt: skip
+    resumed, record = train_task("copy", "lstm", checkpoint=at_100, resume=True, **settings)
+    arrays = [jax.tree_util.tree_leaves(eqx.filter(n, eqx.is_array)) for n in (full, resumed)]
+    for a, b in zip(*arrays):
+        np.testing.assert_array_equal(a, b)
+    assert record["steps"] == full_record["steps"] == 200
+    assert record["final_loss"] == full_record["final_loss"]
 
 
 @pytest.mark.slow

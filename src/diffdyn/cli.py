@@ -21,7 +21,6 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from . import __version__
-from .train.devices import use_devices
 from .compare import export_csv, read_leaderboards, run_compare, write_report
 from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, choose_datasets
 from .data.io import check_series_path, write_series
@@ -54,6 +53,7 @@ from .train import (
 )
 from .train.checkpoint import read_sidecar, write_json
 from .train.config import TrainConfig
+from .train.devices import use_devices
 
 try:  # Typer >= 0.26 vendors Click
     from typer._click.exceptions import ClickException, UsageError

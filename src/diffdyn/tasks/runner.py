@@ -1,7 +1,8 @@
 """Train a sequence model on a memory task and score it on sizes up to twice the trained one.
 
 `run_task("copy", "lstm", budget=60)` trains (`train_task`) on the task's training
-distribution under a wall-clock budget (Adam, gradient norm clipped at 10), then scores
+distribution under a wall-clock budget through the one core (`diffdyn.train.train`: Adam,
+gradient norm clipped at 10; `TaskBatches` draws every step's examples on device), then scores
 (`score_task`) fresh examples of every size from the smallest to twice the largest trained
 one — the larger ones test generalisation:
 
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import math
-import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -36,10 +38,10 @@ from ..errors import DiffdynError, UnknownNameError, did_you_mean
 from ..models.registry import convert_hyperparameter
 from ..nn import LSTMCell, MemN2N, run_sequence
 from ..nn.dnc import DNC
+from ..train.loop import TrainingError, TrainState, has_state, read_state_meta, train
 from .algorithmic import associative_recall_task, bit_error, copy_task, repeat_copy_task
 from .two_hop import IN, two_hop_batch, two_hop_vocab_size
 
-STEPS_PER_CALL = 50  # training steps per compiled call (one `lax.scan`)
 EVAL_PER_SIZE = 256  # fresh examples scored per size, on average
 SENTENCE = 3  # two-hop sentences and questions are [subject, relation, object]
 
@@ -331,18 +333,84 @@ def _answer_logits(net, stories, questions, vocab: int):
     return jax.vmap(net)(sequences)[:, -1]
 
 
+class TaskBatches(eqx.Module):
+    """Fresh training examples of a task for every step, generated on device: the batch
+    source `train` calls as `batches(key, step, progress)`.
+
+    A batch is `(examples, linear)`: `examples` as the task's generator makes them (for
+    `memn2n`, the stories scattered over its `slots` memory slots, `_scatter`), and `linear`
+    whether step `step` is still in the linear start (`None` without one).
+
+    **Example:**
+
+    ```python
+    import jax
+    from diffdyn.tasks import copy_task
+    from diffdyn.tasks.runner import TaskBatches
+
+    batches = TaskBatches(copy_task, (("max_length", 4),), batch_size=8)
+    examples, linear = batches(jax.random.key(0), 0, 0.0)
+    examples.inputs.shape, linear  # (8, 9, 9), None
+    ```
+    """
+
+    make: Callable[..., Any] = eqx.field(static=True)
+    options: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    slots: int | None = eqx.field(static=True, default=None)
+    linear_steps: int = eqx.field(static=True, default=0)
+
+    def __call__(self, key, step, progress):
+        del progress
+        k_make, k_slots = jax.random.split(key)
+        examples = self.make(k_make, self.batch_size, **dict(self.options))
+        if self.slots is not None:
+            stories, questions, answers = examples
+            keys = jax.random.split(k_slots, self.batch_size)
+            stories = jax.vmap(_scatter, (0, 0, None))(keys, stories, self.slots)
+            examples = stories, questions, answers
+        return examples, (step < self.linear_steps if self.linear_steps else None)
+
+
+class _TaskLoss(eqx.Module):
+    """Sigmoid cross-entropy on the scored bits, or softmax cross-entropy on the answer."""
+
+    metric: str = eqx.field(static=True)
+    vocab: int = eqx.field(static=True)
+
+    def __call__(self, net, batch, key):
+        del key
+        examples, linear = batch
+        if linear is None:
+            return self.of(net, examples)
+        # Linear start: `MemN2N.linear` is a Python flag, so both networks are traced and the
+        # step's `linear` picks one; the optimiser state is the same across the switch.
+        as_linear = eqx.tree_at(lambda m: m.linear, net, True)
+        with_softmax = eqx.tree_at(lambda m: m.linear, net, False)
+        return jax.lax.cond(
+            linear, lambda: self.of(as_linear, examples), lambda: self.of(with_softmax, examples)
+        )
+
+    def of(self, net, examples):
+        if self.metric == "bit_error":
+            return _bits_loss(net, examples)
+        stories, questions, answers = examples
+        logits = _answer_logits(net, stories, questions, self.vocab)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean()
+
+
 def run_task(
     task: str,
     model: str = "lstm",
     *,
-    budget: float = 60.0,
+    budget: float | None = 60.0,
     seed: int = 0,
     batch_size: int | None = None,
     learning_rate: float | None = None,
-    max_steps: int = 100_000,
+    max_steps: int | None = 100_000,
     hyperparameters: dict[str, Any] | None = None,
     task_options: dict[str, Any] | None = None,
-    progress: Callable[[int, float], None] | None = None,
+    progress: bool | str = True,
 ) -> dict[str, Any]:
     """Train `model` on `task` (`train_task`), then score it per size (`score_task`).
 
@@ -354,7 +422,8 @@ def run_task(
     ```python
     from diffdyn.tasks.runner import run_task
 
-    result = run_task("two-hop", "memn2n", budget=10, task_options={"chains": 1})
+    result = run_task("two-hop", "memn2n", budget=10, task_options={"chains": 1},
+                      progress=False)
     result["accuracy_per_chains"]  # {1: ..., 2: ...}
     ```
     """
@@ -373,26 +442,33 @@ def train_task(
     model: str = "lstm",
     *,
     key: PRNGKeyArray,
-    budget: float = 60.0,
+    budget: float | None = 60.0,
     batch_size: int | None = None,
     learning_rate: float | None = None,
-    max_steps: int = 100_000,
+    max_steps: int | None = 100_000,
     hyperparameters: dict[str, Any] | None = None,
     task_options: dict[str, Any] | None = None,
-    progress: Callable[[int, float], None] | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    on_validation: Callable[[TrainState], None] | None = None,
+    progress: bool | str = True,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train `model` on `task` for at most `budget` seconds and `max_steps` steps (both checked
-    every 50 steps); return the trained network and a record of the run.
+    """Train `model` on `task` through the one core (`diffdyn.train.train`) for at most
+    `budget` seconds and `max_steps` steps, whichever comes first; return the trained network
+    and a record of the run.
 
-    Linear start (`memn2n`, `linear_start_steps > 0`; Sukhbaatar et al. 2015 sec. 4.2): training
-    starts with the softmaxes removed and re-inserts them after `linear_start_steps` steps
-    (rounded up to a multiple of 50) — a fixed count, where the paper waits for the validation
-    loss to stop falling. The optimiser state carries over. A network whose budget ran out
-    while still linear stays linear (`softmax_reinserted_at` is then `None`).
+    Linear start (`memn2n`, `linear_start_steps > 0`; Sukhbaatar et al. 2015 sec. 4.2): the
+    first `linear_start_steps` steps train the network with the softmaxes removed, the later
+    ones with them re-inserted — a fixed count, where the paper waits for the validation loss
+    to stop falling. It is one run: the optimiser state carries over, and a checkpoint resumes
+    across the switch. A network whose run ended while still linear stays linear
+    (`softmax_reinserted_at` is then `None`).
 
     **Arguments:** `batch_size` and `learning_rate` default to the model's (`SequenceModel`);
     `hyperparameters` are the model's; `task_options` change the task's training options
-    (`TASKS[task].train`, e.g. `{"chains": 2}`); `progress(step, loss)` is called every 50 steps.
+    (`TASKS[task].train`, e.g. `{"chains": 2}`); `budget` or `max_steps` may be `None` (no
+    limit of that kind; not both); `checkpoint`, `resume`, `on_validation` and `progress` (the
+    core's bar) are as in `train` — a resumed run must have the same task, model and settings.
 
     **Returns** `(network, record)`; the record holds `task`, `model`, `metric`, `size`,
     `trained_sizes` (smallest and largest), `steps`, `seconds`, `final_loss`, `parameters`,
@@ -405,7 +481,8 @@ def train_task(
     import jax
     from diffdyn.tasks.runner import train_task
 
-    net, record = train_task("copy", "lstm", key=jax.random.key(0), max_steps=50)
+    net, record = train_task("copy", "lstm", key=jax.random.key(0), max_steps=50,
+                             progress=False)
     record["steps"]  # 50
     ```
     """
@@ -418,64 +495,41 @@ def train_task(
     n_in, n_out = _widths(spec, options)
     net = entry.build(n_in, n_out, key=k_model, **hyper)
     optimiser = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
-    state = optimiser.init(eqx.filter(net, eqx.is_array))
-
-    if spec.metric == "bit_error":
-
-        def loss_of(net, key):
-            return _bits_loss(net, spec.make(key, batch_size, **options))
-
-    else:
-
-        def loss_of(net, key):
-            k_story, k_slots = jax.random.split(key)
-            stories, questions, answers = spec.make(k_story, batch_size, **options)
-            if isinstance(net, MemN2N):
-                slots = jax.random.split(k_slots, batch_size)
-                stories = jax.vmap(_scatter, (0, 0, None))(slots, stories, net.max_sentences)
-            logits = _answer_logits(net, stories, questions, n_in)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean()
-
-    @eqx.filter_jit
-    def steps(net, state, key):
-        # Only arrays ride in the scan's carry (MemN2N's `linear` flag is a Python bool).
-        params, static = eqx.partition(net, eqx.is_array)
-
-        def step(carry, key):
-            params, state = carry
-            loss, grads = eqx.filter_value_and_grad(loss_of)(eqx.combine(params, static), key)
-            updates, state = optimiser.update(grads, state, params)
-            return (eqx.apply_updates(params, updates), state), loss
-
-        keys = jax.random.split(key, STEPS_PER_CALL)
-        (params, state), losses = jax.lax.scan(step, (params, state), keys)
-        return eqx.combine(params, static), state, jnp.mean(losses)
-
     linear_steps = hyper.get("linear_start_steps", 0)
-    reinserted = None
-    started = time.perf_counter()
-    done, loss = 0, math.nan
-    while done < max_steps and time.perf_counter() - started < budget:
-        if isinstance(net, MemN2N) and net.linear and done >= linear_steps:
-            net = eqx.tree_at(lambda m: m.linear, net, False)
-            reinserted = done
-        k_train, k = jax.random.split(k_train)
-        net, state, value = steps(net, state, k)
-        done += STEPS_PER_CALL
-        loss = float(value)
-        if not math.isfinite(loss):
-            raise DiffdynError(f"training diverged (loss {loss}) after {done} steps.")
-        if progress is not None:
-            progress(done, loss)
+    batches = TaskBatches(
+        spec.make, tuple(sorted(options.items())), batch_size,
+        slots=net.max_sentences if isinstance(net, MemN2N) else None, linear_steps=linear_steps,
+    )  # fmt: skip
+    meta = {"task": task, "model": model, "hyperparameters": hyper, "task_options": options,
+            "batch_size": batch_size, "learning_rate": learning_rate}  # fmt: skip
+    if resume and checkpoint is not None and has_state(checkpoint):
+        stored = read_state_meta(checkpoint)
+        if stored != json.loads(json.dumps(meta)):
+            raise TrainingError(
+                f"the unfinished training in {checkpoint} is of {stored.get('model')} on "
+                f"{stored.get('task')} with other settings; resume it with the same task, "
+                "model, hyperparameters, task options, batch size and learning rate."
+            )
+    if budget is not None and math.isinf(budget):
+        budget = None
+    outcome = train(
+        net, _TaskLoss(spec.metric, n_in), batches, optimiser, key=k_train, steps=max_steps,
+        budget=budget, checkpoint=checkpoint, checkpoint_meta=meta, resume=resume,
+        on_validation=on_validation, progress=progress,
+    )  # fmt: skip
+    net = outcome.module
+    reinserted = linear_steps if linear_steps and outcome.steps > linear_steps else None
+    if linear_steps:
+        net = eqx.tree_at(lambda m: m.linear, net, reinserted is None)
     return net, {
         "task": task,
         "model": model,
         "metric": spec.metric,
         "size": spec.size,
         "trained_sizes": [options[spec.size_keys[0]], spec.largest_trained(options)],
-        "steps": done,
-        "seconds": time.perf_counter() - started,
-        "final_loss": loss,
+        "steps": outcome.steps,
+        "seconds": outcome.seconds,
+        "final_loss": outcome.history[-1].loss,
         "parameters": sum(
             x.size for x in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_array))
         ),
@@ -499,7 +553,7 @@ def score_task(
     import jax
     from diffdyn.tasks.runner import score_task, train_task
 
-    net, _ = train_task("copy", "lstm", key=jax.random.key(0), max_steps=50)
+    net, _ = train_task("copy", "lstm", key=jax.random.key(0), max_steps=50, progress=False)
     score_task(net, "copy", key=jax.random.key(1))  # {1: ..., ..., 16: ...}
     ```
     """
