@@ -20,6 +20,7 @@ the story's sentences as its memory and does two-hop only. Batches are `jax.vmap
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import math
@@ -399,6 +400,11 @@ class _TaskLoss(eqx.Module):
         return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean()
 
 
+@functools.cache  # one object per rate: runs alike share one compiled step
+def _optimiser(learning_rate: float) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
+
+
 def run_task(
     task: str,
     model: str = "lstm",
@@ -494,7 +500,7 @@ def train_task(
     k_model, k_train = jax.random.split(key)
     n_in, n_out = _widths(spec, options)
     net = entry.build(n_in, n_out, key=k_model, **hyper)
-    optimiser = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(learning_rate))
+    optimiser = _optimiser(learning_rate)
     linear_steps = hyper.get("linear_start_steps", 0)
     batches = TaskBatches(
         spec.make, tuple(sorted(options.items())), batch_size,

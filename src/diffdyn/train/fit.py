@@ -9,6 +9,7 @@ progress.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
@@ -87,6 +88,7 @@ class _RolloutLoss(eqx.Module):
         return forecast_loss(model, batch, key, rollout=self.rollout)
 
 
+@functools.cache  # one object per configuration: runs alike share one compiled step
 def make_optimiser(config: TrainConfig) -> optax.GradientTransformation:
     """Gradient clipping, then Adam (AdamW when weight decay is set) at the learning rate.
 
