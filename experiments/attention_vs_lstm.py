@@ -93,7 +93,9 @@ def run(system: str, model: str, seed: int, budget: float | None) -> dict[str, A
             progress=False,
         )
         wall = time.perf_counter() - started
-        scores = evaluate_model(folder, fresh, fresh_source, threshold=THRESHOLD, starts=STARTS)
+        scores = evaluate_model(
+            folder, fresh, fresh_source, threshold=THRESHOLD, starts=STARTS
+        ).to_json()
     curve = np.asarray(scores["nrmse_curve"])
     steps = np.unique(np.linspace(1, len(curve), CURVE_POINTS).round().astype(int))
     lt_per_step = info["lyapunov_exponent"] * info["dt"]

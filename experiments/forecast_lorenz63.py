@@ -37,7 +37,7 @@ def run(name: str, budget: float, seed: int) -> dict:
             series, source, name, Path(tmp) / name, seed=seed, budget=budget, progress=True
         )
         wall = time.perf_counter() - started
-        scores = evaluate_model(Path(tmp) / name, fresh, fresh_source, threshold=0.5)
+        scores = evaluate_model(Path(tmp) / name, fresh, fresh_source, threshold=0.5).to_json()
     return {
         "vpt_lyapunov_times": scores["vpt"]["mean"],
         "vpt_std": scores["vpt"]["std"],
