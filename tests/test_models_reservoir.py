@@ -13,8 +13,10 @@ from diffdyn.data import Scaler
 from diffdyn.errors import DiffdynError
 from diffdyn.metrics import valid_prediction_time
 from diffdyn.models import ESN, NGRC, build_model, model_spec
-from diffdyn.nn.ridge import ridge_regression
+from diffdyn.models.registry import resolve_hyperparameters
+from diffdyn.nn.ridge import RIDGE_CANDIDATES, ridge_path, ridge_regression
 from diffdyn.systems import get_system, simulate
+from diffdyn.train import checkpoint
 
 LORENZ_LYAPUNOV = 0.9056
 
@@ -58,6 +60,18 @@ def test_ridge_does_not_shrink_an_unpenalised_intercept():
     y = (5.0 + 0.0 * x[:, 1])[:, None]
     w = ridge_regression(x, y, 1e6, unpenalised=[0])
     np.testing.assert_allclose(w[:, 0], [5.0, 0.0], atol=1e-3)
+
+
+@pytest.mark.parametrize("unpenalised", [[], [0, 3]])
+def test_ridge_path_equals_ridge_regression_for_every_alpha(x64, unpenalised):
+    x, y = _well_conditioned(seed=4)
+    x[:, 0] = 1.0
+    alphas = [0.0, 1e-6, 0.3, 50.0]
+    path = jax.jit(lambda x, y: ridge_path(x, y, alphas, unpenalised=unpenalised))(x, y)
+    assert path.shape == (4, x.shape[1], y.shape[1])
+    solve = jax.jit(lambda alpha: ridge_regression(x, y, alpha, unpenalised=unpenalised))
+    for alpha, weights in zip(alphas, path):
+        np.testing.assert_allclose(weights, solve(alpha), rtol=1e-9, atol=1e-10)
 
 
 def test_ridge_is_jittable_and_checks_shapes():
@@ -196,8 +210,9 @@ def test_fitting_is_jittable(name):
 
 
 def test_registry_entries():
-    assert model_spec("ngrc").defaults == {"delays": 2, "spacing": 1, "ridge": 1e-7, "order": 2}
+    assert model_spec("ngrc").defaults == {"delays": 2, "spacing": 1, "ridge": "auto", "order": 2}
     assert model_spec("esn").defaults["size"] == 500
+    assert model_spec("esn").defaults["ridge"] == "auto"
     assert model_spec("esn").cls is ESN and model_spec("ngrc").cls is NGRC
 
 
@@ -209,6 +224,9 @@ def test_ngrc_rejects_short_contexts_and_training_series():
         model.fit_closed_form(jnp.zeros((5, 3)))
     with pytest.raises(DiffdynError, match="order"):
         NGRC(3, order=4)
+    with pytest.raises(DiffdynError, match="explicit ridge"):  # too short to hold any out
+        model.fit_closed_form(jnp.zeros((10, 3)))
+    NGRC(3, delays=3, spacing=2, ridge=1e-6).fit_closed_form(jnp.zeros((10, 3)))
 
 
 def test_esn_rejects_too_short_training_series():
@@ -236,31 +254,36 @@ def test_esn_same_key_same_reservoir():
     np.testing.assert_array_equal(a.input_weight, b.input_weight)
 
 
-def _lorenz_split(train=400, test=3000, context=100, starts=20, horizon_lyapunov=8.0):
-    """Standardised Lorenz-63 at dt = 0.025: training rows, and test contexts with truths."""
+def _chaotic_split(
+    system="lorenz63", dt=0.025, train=400, test=3000, context=100, starts=20, lyapunov_times=8.0
+):
+    """A standardised trajectory: training rows, test contexts with their truths, the horizon.
+
+    The default is Lorenz-63 at dt = 0.025 with 400 training points (Gauthier et al. 2021).
+    """
     with jax.enable_x64(True):  # accurate data; the models run in float32
         values = simulate(
-            get_system("lorenz63"), steps=train + test, dt=0.025, rtol=1e-10, atol=1e-10
+            get_system(system), steps=train + test, dt=dt, rtol=1e-10, atol=1e-10
         ).values
     values = np.asarray(values)
     scaler = Scaler.fit(values[:train])
     scaled = np.asarray(scaler.transform(values), dtype=np.float32)
-    horizon = int(horizon_lyapunov / LORENZ_LYAPUNOV / 0.025)
+    horizon = int(lyapunov_times / get_system(system).lyapunov_exponent / dt)
     points = np.linspace(train + context, train + test - horizon, starts).astype(int)
     contexts = np.stack([scaled[p - context : p] for p in points])
     truths = np.stack([scaled[p : p + horizon] for p in points])
     return scaled[:train], contexts, truths, horizon
 
 
-def _vpt(model, train, contexts, truths, horizon):
+def _vpt(model, train, contexts, truths, horizon, dt=0.025, lyapunov_exponent=LORENZ_LYAPUNOV):
     forecasts = jax.jit(jax.vmap(lambda c: model(c, horizon=horizon)[0]))(contexts)
     return valid_prediction_time(
-        np.asarray(forecasts), truths, train.std(axis=0), 0.025, lyapunov_exponent=LORENZ_LYAPUNOV
+        np.asarray(forecasts), truths, train.std(axis=0), dt, lyapunov_exponent=lyapunov_exponent
     )
 
 
 def test_ngrc_forecasts_lorenz63_for_several_lyapunov_times():
-    train, contexts, truths, horizon = _lorenz_split()
+    train, contexts, truths, horizon = _chaotic_split()
     model = NGRC(3).fit_closed_form(jnp.asarray(train))
     vpt = _vpt(model, train, contexts, truths, horizon)
     persistence = valid_prediction_time(
@@ -276,7 +299,7 @@ def test_ngrc_forecasts_lorenz63_for_several_lyapunov_times():
 
 
 def test_esn_forecasts_lorenz63_for_several_lyapunov_times():
-    train, contexts, truths, horizon = _lorenz_split()
+    train, contexts, truths, horizon = _chaotic_split()
     model = ESN(3, key=jax.random.key(0), spectral_radius=0.3, input_scaling=0.3, ridge=1e-9)
     vpt = _vpt(model.fit_closed_form(jnp.asarray(train)), train, contexts, truths, horizon)
     assert vpt.mean > 2.0, str(vpt)
@@ -292,3 +315,86 @@ def test_fitted_models_survive_serialisation(name):
     template = NGRC(2) if name == "ngrc" else ESN(2, key=jax.random.key(9), size=60, washout=20)
     loaded = eqx.tree_deserialise_leaves(buffer, template)
     np.testing.assert_array_equal(loaded(y[:30], horizon=5)[0], fitted(y[:30], horizon=5)[0])
+    assert float(loaded.ridge) == float(fitted.ridge)  # the chosen α travels with the arrays
+
+
+def test_auto_ridge_forecasts_rossler_where_the_former_fixed_ridge_diverges():
+    # Rössler at its catalogue dt: the former fixed default α = 1e-7 (tuned on Lorenz-63)
+    # diverges from every start; the α chosen on held-out training data forecasts for
+    # Lyapunov times (measured: 1e-5 and a VPT of 4.2)
+    rossler = get_system("rossler")
+    train, contexts, truths, horizon = _chaotic_split(
+        "rossler", dt=0.05, train=1000, test=1200, context=20, starts=10, lyapunov_times=3.0
+    )
+
+    def forecast(model):
+        fitted = model.fit_closed_form(jnp.asarray(train))
+        forecasts = jax.jit(jax.vmap(lambda c: fitted(c, horizon=horizon)[0]))(contexts)
+        vpt = valid_prediction_time(
+            np.asarray(forecasts),
+            truths,
+            train.std(axis=0),
+            0.05,
+            lyapunov_exponent=rossler.lyapunov_exponent,
+        )
+        return fitted, np.asarray(forecasts), vpt
+
+    _, fixed_forecasts, fixed_vpt = forecast(NGRC(3, ridge=1e-7))
+    auto, auto_forecasts, auto_vpt = forecast(NGRC(3))
+    assert not np.isfinite(fixed_forecasts).all(axis=(1, 2)).any()
+    assert np.isfinite(auto_forecasts).all()
+    assert float(auto.ridge) > 1e-7 and float(auto.ridge) in np.float32(RIDGE_CANDIDATES)
+    assert auto_vpt.mean > 2.0 > fixed_vpt.mean, (str(auto_vpt), str(fixed_vpt))
+
+
+@pytest.mark.parametrize("name", ["ngrc", "esn"])
+def test_an_explicit_ridge_is_used_exactly(name):
+    y, _ = _driven_linear_series()
+    extra = {"size": 60, "washout": 20} if name == "esn" else {}
+    # as from the command line: `-p ridge=1e-6` arrives as text
+    model = build_model(name, 2, key=jax.random.key(0), ridge="1e-6", **extra)
+    assert not model.auto_ridge and float(model.ridge) == np.float32(1e-6)
+    fitted = model.fit_closed_form(y[:200])
+    assert float(fitted.ridge) == np.float32(1e-6)
+    if name == "ngrc":  # the readout is the ridge solution at that α, on NG-RC's features
+        windows = np.stack([y[i : i + model.span] for i in range(200 - model.span)])
+        design = jax.vmap(model.features)(jnp.asarray(windows))
+        increments = y[model.span : 200] - y[model.span - 1 : 199]
+        expected = ridge_regression(design, increments, 1e-6, unpenalised=[0])
+        np.testing.assert_allclose(fitted.readout, expected, rtol=1e-5, atol=1e-6)
+    unpenalised = build_model(name, 2, key=jax.random.key(0), ridge=0.0, **extra)
+    assert float(unpenalised.fit_closed_form(y[:200]).ridge) == 0.0  # ridge=0 still allowed
+    for bad in ("-1", "big"):
+        with pytest.raises(DiffdynError, match="ridge ≥ 0 or 'auto'"):
+            build_model(name, 2, key=jax.random.key(0), ridge=bad, **extra)
+
+
+@pytest.mark.parametrize("name", ["ngrc", "esn"])
+def test_ridge_selection_is_deterministic(name):
+    y, _ = _driven_linear_series(seed=1)
+    extra = {"size": 60, "washout": 20} if name == "esn" else {}
+    unfitted = build_model(name, 2, key=jax.random.key(0), **extra)
+    assert unfitted.auto_ridge and np.isnan(unfitted.ridge)
+    first = unfitted.fit_closed_form(y[:200])
+    second = build_model(name, 2, key=jax.random.key(0), **extra).fit_closed_form(y[:200])
+    assert float(first.ridge) in np.float32(RIDGE_CANDIDATES)
+    assert float(first.ridge) == float(second.ridge)
+    np.testing.assert_array_equal(first.readout, second.readout)
+
+
+@pytest.mark.parametrize("name", ["ngrc", "esn"])
+def test_a_chosen_ridge_survives_a_checkpoint_round_trip(name, tmp_path):
+    y, _ = _driven_linear_series()
+    extra = {"size": 60, "washout": 20} if name == "esn" else {}
+    hyperparameters = resolve_hyperparameters(name, extra)
+    assert hyperparameters["ridge"] == "auto"
+    fitted = build_model(name, 2, key=jax.random.key(0), **hyperparameters).fit_closed_form(
+        y[:200]
+    )
+    # what the training pipeline records: the registry name and hyperparameters, not α
+    sidecar = {"model": name, "hyperparameters": hyperparameters, "dim": 2, "exog_dim": 0}
+    checkpoint.save_model(tmp_path, fitted, sidecar)
+    loaded, stored = checkpoint.load_model(tmp_path)
+    assert stored["hyperparameters"]["ridge"] == "auto"
+    assert np.isfinite(fitted.ridge) and float(loaded.ridge) == float(fitted.ridge)
+    np.testing.assert_array_equal(loaded(y[:30], horizon=8)[0], fitted(y[:30], horizon=8)[0])

@@ -9,6 +9,7 @@ Networks: Tricks of the Trade, LNCS 7700, 659–686. Equation numbers below are 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -19,8 +20,15 @@ import scipy.sparse
 import scipy.sparse.linalg
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from ..data.split import held_out_start
 from ..errors import DiffdynError
-from ..nn.ridge import ridge_regression
+from ..nn.ridge import (
+    HELD_OUT_FRACTION,
+    MIN_SELECTION_ROWS,
+    choose_ridge,
+    parse_ridge,
+    ridge_regression,
+)
 from .base import AbstractForecaster
 from .registry import ModelSpec, register_model
 
@@ -57,7 +65,13 @@ class ESN(AbstractForecaster):
 
     Fitting runs the reservoir over the training series from r_0 = 0, discards the first
     `washout` states (the initial transient), and solves for W_out by ridge regression
-    (eq. (9)); the constant is not penalised. A forecast runs the reservoir over the context,
+    (eq. (9)); the constant is not penalised. With `ridge="auto"` (the default) the α is
+    chosen first: the readout is fitted on the first 80 % of those states for each α of
+    1e-10, 1e-9, …, 1, each runs closed loop from states in the last 20 % (the reservoir
+    there is the teacher-forced one, computed once), the α with the best forecasts is kept
+    (`nn.ridge.choose_ridge`) and the readout refitted on all states with it. The α used is
+    the array field `ridge` (NaN until fitted), saved and loaded with the readout; an explicit
+    number is used as given. A forecast runs the reservoir over the context,
     teacher-forced, from r_0 = 0, then closed loop; the context should be long enough to
     forget r_0 (tens of steps; about `washout`).
 
@@ -69,14 +83,14 @@ class ESN(AbstractForecaster):
     - `spectral_radius`: ρ(W).
     - `input_scaling`: range of W_in and b.
     - `leak`: leak rate a ∈ (0, 1].
-    - `ridge`: ridge parameter α (on the unnormalised sum of squares).
+    - `ridge`: ridge parameter α (on the unnormalised sum of squares), or `"auto"` (above).
     - `connectivity`: fraction of units feeding each unit.
     - `washout`: training steps discarded before the readout is fitted.
 
     The defaults are generic (ρ = 0.9 keeps a long memory). For a fully observed flow such as
     Lorenz-63 at dt = 0.025, `experiments/ngrc_lorenz63.py` tuned ρ = 0.3, input scaling 0.1,
     ridge 1e-10 (VPT 7.0 Lyapunov times from 400 training points, against 3.6 with the
-    defaults); noisy data need a larger ridge.
+    defaults and the former fixed ridge 1e-6); noisy data need a larger ridge.
 
     **Example:**
 
@@ -101,9 +115,10 @@ class ESN(AbstractForecaster):
     spectral_radius: float = eqx.field(static=True)
     input_scaling: float = eqx.field(static=True)
     leak: float = eqx.field(static=True)
-    ridge: float = eqx.field(static=True)
     connectivity: float = eqx.field(static=True)
     washout: int = eqx.field(static=True)
+    auto_ridge: bool = eqx.field(static=True)
+    ridge: Float[Array, ""]
     recurrent_offset: Int[Array, " fan_in"]
     recurrent_weight: Float[Array, "fan_in size"]
     input_weight: Float[Array, "size inputs"]
@@ -120,7 +135,7 @@ class ESN(AbstractForecaster):
         spectral_radius: float = 0.9,
         input_scaling: float = 0.5,
         leak: float = 1.0,
-        ridge: float = 1e-6,
+        ridge: float | str = "auto",
         connectivity: float = 0.02,
         washout: int = 100,
     ):
@@ -130,20 +145,22 @@ class ESN(AbstractForecaster):
             raise DiffdynError(f"esn needs a leak rate in (0, 1]; got {leak}.")
         if not 0 < connectivity <= 1:
             raise DiffdynError(f"esn needs connectivity in (0, 1]; got {connectivity}.")
-        if not spectral_radius > 0 or not input_scaling >= 0 or not ridge >= 0 or washout < 0:
+        if not spectral_radius > 0 or not input_scaling >= 0 or washout < 0:
             raise DiffdynError(
-                "esn needs spectral_radius > 0, input_scaling ≥ 0, ridge ≥ 0 and washout ≥ 0; "
-                f"got {spectral_radius}, {input_scaling}, {ridge}, {washout}."
+                "esn needs spectral_radius > 0, input_scaling ≥ 0 and washout ≥ 0; "
+                f"got {spectral_radius}, {input_scaling}, {washout}."
             )
+        alpha = parse_ridge(ridge, "esn")
         self.dim = dim
         self.exog_dim = exog_dim
         self.size = size
         self.spectral_radius = float(spectral_radius)
         self.input_scaling = float(input_scaling)
         self.leak = float(leak)
-        self.ridge = float(ridge)
         self.connectivity = float(connectivity)
         self.washout = washout
+        self.auto_ridge = alpha is None
+        self.ridge = jnp.asarray(math.nan if alpha is None else alpha, dtype=float)
 
         fan_in = max(1, round(connectivity * size))
         inputs = dim + exog_dim
@@ -214,7 +231,10 @@ class ESN(AbstractForecaster):
     def fit_closed_form(
         self, values: Float[Array, "time dim"], exog: Float[Array, "time m"] | None = None
     ) -> ESN:
-        """Fit W_out: ridge regression of y_{t+1} − y_t on [1; r_{t+1}; u_t], t ≥ washout."""
+        """Fit W_out: ridge regression of y_{t+1} − y_t on [1; r_{t+1}; u_t], t ≥ washout.
+
+        With `ridge="auto"` the α is chosen first, on held-out training data (class docstring).
+        """
         values = jnp.asarray(values)
         if values.ndim != 2 or values.shape[1] != self.dim:
             raise DiffdynError(
@@ -225,16 +245,41 @@ class ESN(AbstractForecaster):
                 f"esn with washout={self.washout} needs at least {self.washout + 2} training "
                 f"rows; got {values.shape[0]}. Lower washout or give more data."
             )
-        return self._fit(values, self._inputs(values, exog, values.shape[0])[:-1])
+        if self.auto_ridge and values.shape[0] < self.washout + 1 + MIN_SELECTION_ROWS:
+            raise DiffdynError(
+                f"esn with ridge=auto and washout={self.washout} needs at least "
+                f"{self.washout + 1 + MIN_SELECTION_ROWS} training rows to choose its ridge; "
+                f"got {values.shape[0]}. Give more data or an explicit ridge (-p ridge=1e-6)."
+            )
+        return self._fit(values, self._inputs(values, exog, values.shape[0]))
 
     @eqx.filter_jit
     def _fit(self, values, inputs):
         # compiled once per shape and hyperparameters; a refit with new data reuses it
-        _, states = self._drive(inputs)
-        design = jax.vmap(self._readout_features)(states, inputs)[self.washout :]
+        _, states = self._drive(inputs[:-1])  # states[t] = r_{t+1}
+        design = jax.vmap(self._readout_features)(states, inputs[:-1])[self.washout :]
         increments = (values[1:] - values[:-1])[self.washout :]
-        readout = ridge_regression(design, increments, self.ridge, unpenalised=[0])
-        return eqx.tree_at(lambda m: m.readout, self, readout)
+        ridge = self.ridge
+        if self.auto_ridge:
+
+            def closed_loop(readout, row, horizon):
+                # design row `row` is time t = washout + row: from r_{t+1} and u_t, y_{t+1} …
+                t = self.washout + row
+                future = jax.lax.dynamic_slice_in_dim(inputs[:, self.dim :], t + 1, horizon)
+                return self._closed_loop(states[t], inputs[t], future, readout)
+
+            ridge = choose_ridge(
+                design,
+                increments,
+                values[self.washout + 1 :],
+                closed_loop,
+                fit_rows=held_out_start(design.shape[0], HELD_OUT_FRACTION),
+                unpenalised=[0],
+            )
+        readout = ridge_regression(design, increments, ridge, unpenalised=[0])
+        return eqx.tree_at(
+            lambda m: (m.ridge, m.readout), self, (ridge.astype(self.ridge.dtype), readout)
+        )
 
     def __call__(
         self,
@@ -260,17 +305,21 @@ class ESN(AbstractForecaster):
             else jnp.zeros((horizon, 0))
         )
         future = future.astype(context.dtype)
+        return self._closed_loop(reservoir, inputs[-1], future, self.readout), {}
 
+    def _closed_loop(self, reservoir, last_inputs, future, readout):
+        # from r_{t+1} and u_t; one row of `future` (the next exogenous inputs, possibly none)
+        # per forecast step
         def step(carry, future_input):
             reservoir, last_inputs = carry
             state = last_inputs[: self.dim] + (
-                self._readout_features(reservoir, last_inputs) @ self.readout
+                self._readout_features(reservoir, last_inputs) @ readout
             )
             inputs = jnp.concatenate([state, future_input])
             return (self._update(reservoir, self._input_drive(inputs)), inputs), state
 
-        _, forecast = jax.lax.scan(step, (reservoir, inputs[-1]), future, length=horizon)
-        return forecast, {}
+        _, forecast = jax.lax.scan(step, (reservoir, last_inputs), future)
+        return forecast
 
 
 def _spectral_radius(offset: np.ndarray, weight: np.ndarray) -> float:
@@ -322,7 +371,7 @@ register_model(
             "spectral_radius": 0.9,
             "input_scaling": 0.5,
             "leak": 1.0,
-            "ridge": 1e-6,
+            "ridge": "auto",
             "connectivity": 0.02,
             "washout": 100,
         },

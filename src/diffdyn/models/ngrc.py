@@ -19,8 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ..data.split import held_out_start
 from ..errors import DiffdynError
-from ..nn.ridge import ridge_regression
+from ..nn.ridge import (
+    HELD_OUT_FRACTION,
+    MIN_SELECTION_ROWS,
+    choose_ridge,
+    parse_ridge,
+    ridge_regression,
+)
 from .base import AbstractForecaster
 from .registry import ModelSpec, register_model
 
@@ -45,17 +52,23 @@ class NGRC(AbstractForecaster):
     - `dim`, `exog_dim`: d and m.
     - `delays`: k, the number of delayed states (≥ 1).
     - `spacing`: s, the number of steps between them (≥ 1).
-    - `ridge`: the ridge parameter α (on the unnormalised sum of squares).
+    - `ridge`: the ridge parameter α (on the unnormalised sum of squares), or `"auto"` (the
+      default): chosen by `fit_closed_form` on held-out training data (below).
     - `order`: degree of the nonlinear monomials, 2 (quadratic, as for Lorenz-63 in the
       paper) or 3 (cubic, as for the double-scroll circuit there).
     - `key`: unused (the model has no random parts); accepted for the common signature.
 
     The context of a forecast must hold at least (k−1)·s + 1 rows.
 
-    The default ridge, 1e-7, is for standardised data (the paper's 2.5e-6 is for Lorenz-63
-    in its raw units, where the quadratic features are ~10³ times larger; on standardised
-    data it is not comparable). On Lorenz-63 at dt = 0.025 with 400 training points, VPT is
-    flat for ridge 1e-8 … 3e-7 and collapses below 3e-9 (`experiments/ngrc_lorenz63.py`).
+    **The ridge.** No fixed α suits every series: on Lorenz-63 at dt = 0.025 with 400
+    training points VPT is flat for α = 1e-8 … 3e-7 and collapses below 3e-9
+    (`experiments/ngrc_lorenz63.py`), while the former fixed default 1e-7 made every forecast
+    of Rössler at dt = 0.05 diverge (`tests/test_models_reservoir.py`).
+    With `ridge="auto"`, `fit_closed_form` fits on the first 80 % of the training series,
+    keeps the α of 1e-10, 1e-9, …, 1 whose closed-loop forecasts of the last 20 % are best
+    (`nn.ridge.choose_ridge`) and refits on the whole series with it. The α used is the
+    array field `ridge` (NaN until fitted), so it is saved and loaded with the readout; an
+    explicit number is used as given, and `0` means no penalty.
 
     **Example:**
 
@@ -77,8 +90,9 @@ class NGRC(AbstractForecaster):
     exog_dim: int = eqx.field(static=True)
     delays: int = eqx.field(static=True)
     spacing: int = eqx.field(static=True)
-    ridge: float = eqx.field(static=True)
     order: int = eqx.field(static=True)
+    auto_ridge: bool = eqx.field(static=True)
+    ridge: Float[Array, ""]
     readout: Float[Array, "features dim"]
 
     def __init__(
@@ -89,21 +103,21 @@ class NGRC(AbstractForecaster):
         key: PRNGKeyArray | None = None,
         delays: int = 2,
         spacing: int = 1,
-        ridge: float = 1e-7,
+        ridge: float | str = "auto",
         order: int = 2,
     ):
         if delays < 1 or spacing < 1:
             raise DiffdynError(f"ngrc needs delays ≥ 1 and spacing ≥ 1; got {delays}, {spacing}.")
         if order not in (2, 3):
             raise DiffdynError(f"ngrc supports order 2 or 3 (monomial degree); got {order}.")
-        if not ridge >= 0:
-            raise DiffdynError(f"ngrc needs ridge ≥ 0; got {ridge}.")
+        alpha = parse_ridge(ridge, "ngrc")
         self.dim = dim
         self.exog_dim = exog_dim
         self.delays = delays
         self.spacing = spacing
-        self.ridge = float(ridge)
         self.order = order
+        self.auto_ridge = alpha is None
+        self.ridge = jnp.asarray(math.nan if alpha is None else alpha, dtype=float)
         self.readout = jnp.zeros((self.feature_count, dim))
 
     @property
@@ -146,7 +160,10 @@ class NGRC(AbstractForecaster):
     def fit_closed_form(
         self, values: Float[Array, "time dim"], exog: Float[Array, "time m"] | None = None
     ) -> NGRC:
-        """Fit W_out by ridge regression of y_{t+1} − y_t on O_total(t), t = span−1 … T−2."""
+        """Fit W_out by ridge regression of y_{t+1} − y_t on O_total(t), t = span−1 … T−2.
+
+        With `ridge="auto"` the α is chosen first, on held-out training data (class docstring).
+        """
         values = jnp.asarray(values)
         if values.ndim != 2 or values.shape[1] != self.dim:
             raise DiffdynError(
@@ -157,6 +174,12 @@ class NGRC(AbstractForecaster):
                 f"ngrc with delays={self.delays}, spacing={self.spacing} needs at least "
                 f"{self.span + 1} training rows; got {values.shape[0]}."
             )
+        if self.auto_ridge and values.shape[0] < self.span + MIN_SELECTION_ROWS:
+            raise DiffdynError(
+                f"ngrc with ridge=auto and delays={self.delays}, spacing={self.spacing} needs "
+                f"at least {self.span + MIN_SELECTION_ROWS} training rows to choose its ridge; "
+                f"got {values.shape[0]}. Give more data or an explicit ridge (-p ridge=1e-6)."
+            )
         return self._fit(values, self._joined(values, exog))
 
     @eqx.filter_jit
@@ -166,8 +189,28 @@ class NGRC(AbstractForecaster):
         windows = jax.vmap(lambda i: jax.lax.dynamic_slice_in_dim(z, i, self.span))(starts)
         design = jax.vmap(self.features)(windows)
         increments = values[self.span :] - values[self.span - 1 : -1]  # X_{i+1} − X_i
-        readout = ridge_regression(design, increments, self.ridge, unpenalised=[0])
-        return eqx.tree_at(lambda m: m.readout, self, readout)
+        ridge = self.ridge
+        if self.auto_ridge:
+            inputs = z[:, self.dim :]
+
+            def closed_loop(readout, row, horizon):
+                # design row `row` saw z up to t = row + span − 1 and forecasts y_{t+1} …
+                history = jax.lax.dynamic_slice_in_dim(z, row, self.span)
+                future = jax.lax.dynamic_slice_in_dim(inputs, row + self.span, horizon)
+                return self._closed_loop(history, future, readout)
+
+            ridge = choose_ridge(
+                design,
+                increments,
+                values[self.span :],
+                closed_loop,
+                fit_rows=held_out_start(design.shape[0], HELD_OUT_FRACTION),
+                unpenalised=[0],
+            )
+        readout = ridge_regression(design, increments, ridge, unpenalised=[0])
+        return eqx.tree_at(
+            lambda m: (m.ridge, m.readout), self, (ridge.astype(self.ridge.dtype), readout)
+        )
 
     def __call__(
         self,
@@ -197,21 +240,24 @@ class NGRC(AbstractForecaster):
             if self.exog_dim and exog is not None
             else jnp.zeros((horizon, 0), context.dtype)
         )
+        return self._closed_loop(history, future, self.readout), {}
 
+    def _closed_loop(self, history, future, readout):
+        # one row of `future` (the next exogenous inputs, possibly none) per forecast step
         def step(history, future_input):
-            state = history[-1, : self.dim] + self.features(history) @ self.readout
+            state = history[-1, : self.dim] + self.features(history) @ readout
             row = jnp.concatenate([state, future_input])
             return jnp.concatenate([history[1:], row[None]]), state
 
-        _, forecast = jax.lax.scan(step, history, future, length=horizon)
-        return forecast, {}
+        _, forecast = jax.lax.scan(step, history, future)
+        return forecast
 
 
 register_model(
     ModelSpec(
         "ngrc",
         NGRC,
-        {"delays": 2, "spacing": 1, "ridge": 1e-7, "order": 2},
+        {"delays": 2, "spacing": 1, "ridge": "auto", "order": 2},
         "next-generation reservoir computing: constant, delayed and quadratic features, "
         "ridge readout of the increment (Gauthier et al. 2021)",
     )
