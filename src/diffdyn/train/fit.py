@@ -134,22 +134,20 @@ def _validation_loss(model, context, target, exog, horizon: int):
     return jnp.mean(jax.vmap(one)(context, target, exog))
 
 
-def _validator(values, exog, start: int, config: TrainConfig, chunk: int = 256):
-    """Free-running, full-horizon MSE on the windows whose targets lie after row `start + C`."""
+def _validator(values, exog, start: int, config: TrainConfig, most: int = 256):
+    """Free-running, full-horizon MSE on windows whose targets lie after row `start + C`: at
+    most `most` of them, spread evenly (neighbouring windows overlap almost entirely, so more
+    would cost time and say little), in one compiled call."""
     span = config.context + config.horizon
-    starts = np.arange(start, len(values) - span + 1, max(1, config.stride))
+    last = len(values) - span
+    starts = np.unique(np.linspace(start, last, min(most, last - start + 1)).round().astype(int))
     values, exog = np.asarray(values), None if exog is None else np.asarray(exog)
+    windows = jnp.asarray(np.stack([values[j : j + span] for j in starts]))
+    inputs = None if exog is None else jnp.asarray(np.stack([exog[j : j + span] for j in starts]))
 
     def validate(model) -> float:
-        total = 0.0
-        for i in range(0, len(starts), chunk):
-            s = starts[i : i + chunk]
-            w = np.stack([values[j : j + span] for j in s])
-            x = None if exog is None else np.stack([exog[j : j + span] for j in s])
-            value = _validation_loss(model, w[:, : config.context], w[:, config.context :],
-                                     x, config.horizon)  # fmt: skip
-            total += float(value) * len(s)
-        value = total / len(starts)
+        context, target = windows[:, : config.context], windows[:, config.context :]
+        value = float(_validation_loss(model, context, target, inputs, config.horizon))
         return value if math.isfinite(value) else math.inf
 
     return validate
