@@ -29,6 +29,7 @@ a loss `loss(module, batch, key) -> scalar` and a batch source `batches(key, ste
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -132,6 +133,8 @@ class TrainOutcome(Generic[M]):
     - `finished`: whether the run ended for good (steps done, early stop) rather than by its
       budget, so that another `resume` has nothing to add.
     - `stop_reason`: why it stopped, in words.
+    - `compile_seconds`: how long the first call of this run took (compiling the step and
+      taking it); not counted against the budget.
     """
 
     module: M
@@ -143,6 +146,7 @@ class TrainOutcome(Generic[M]):
     failures: int
     finished: bool
     stop_reason: str
+    compile_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +157,7 @@ class TrainOutcome(Generic[M]):
             "failures": self.failures,
             "finished": self.finished,
             "stop_reason": self.stop_reason,
+            "compile_seconds": self.compile_seconds,
         }
 
 
@@ -355,8 +360,11 @@ def train(
     - `optimiser`: any `optax.GradientTransformation` (e.g. `optax.chain(
       optax.clip_by_global_norm(1.0), optax.adam(1e-3))`).
     - `key`: step s draws its batch and loss keys from `fold_in(key, s)`.
-    - `steps`, `budget`: the end of the run — a step count, wall-clock seconds, or both
-      (whichever comes first). At least one.
+    - `steps`, `budget`: the end of the run — a step count, seconds of training, or both
+      (whichever comes first). At least one. The budget clock starts when the first call,
+      which compiles the step, returns, and stops while validating: a model that takes long
+      to compile still gets its budget of training (`TrainOutcome.compile_seconds` says how
+      long compiling took).
     - `schedule(progress) -> factor`: multiplies the updates (`train.schedule`; default
       constant 1).
     - `validate(module) -> float`: host-side validation loss (lower is better), every
@@ -428,10 +436,12 @@ def train(
     chunk = max(1, min(steps_per_call, steps or steps_per_call, validate_every or steps_per_call))
     inv_steps = 0.0 if steps is None else 1.0 / steps
     checked_validation = 2.0  # seconds between validations of a budget-only run
-    # `budget` is this call's; `state.seconds` counts every call of the run.
+    # `budget` is this call's; `state.seconds` counts every call of the run. The budget clock
+    # starts when the first call (which compiles) returns and stops while validating.
     started, seconds_before = time.perf_counter(), state.seconds
+    clock = _BudgetClock()
     per_step = None  # seconds per step, measured on calls after the first (which compiles)
-    calls = 0
+    calls, compile_seconds = 0, 0.0
     since_loss, since_ok = 0.0, 0
     next_validation = (
         state.step + validate_every - state.step % validate_every if validate_every else None
@@ -440,7 +450,7 @@ def train(
     bar = progress_bar(progress, total=steps, budget=budget, completed=state.step)
     with bar:
         while not state.finished:
-            elapsed = time.perf_counter() - started
+            elapsed = clock.elapsed()
             remaining = None if steps is None else steps - state.step
             if remaining is not None and remaining <= 0:
                 state.finished, state.stop_reason = True, f"{steps} steps done"
@@ -448,7 +458,7 @@ def train(
                 state.stop_reason = f"wall-clock budget of {budget:g} s reached"
             if state.stop_reason:
                 _validate_point(state, validate, since_loss, since_ok, started, seconds_before,
-                                steps, budget)  # fmt: skip
+                                steps, budget, clock)  # fmt: skip
                 _after_validation(state, folder, checkpoint_meta, on_validation, bar)
                 break
             n = chunk if remaining is None else min(chunk, remaining)
@@ -494,7 +504,10 @@ def train(
             loss_sum, n_ok = float(loss_sum), int(n_ok)  # waits for the chunk
             took = time.perf_counter() - call_started
             calls += 1
-            if calls > 1:
+            if calls == 1:
+                compile_seconds = took
+                clock.start()
+            else:
                 per_step = took / n if per_step is None else 0.7 * per_step + 0.3 * took / n
             state.module = eqx.combine(params, static)
             step, scale, failures = (np.asarray(s).item() for s in scalars)
@@ -521,7 +534,7 @@ def train(
                 due = True
             if due:
                 _validate_point(state, validate, since_loss, since_ok, started, seconds_before,
-                                steps, budget)  # fmt: skip
+                                steps, budget, clock)  # fmt: skip
                 since_loss, since_ok = 0.0, 0
                 last_validation_time = time.perf_counter()
                 if next_validation is not None:
@@ -548,26 +561,49 @@ def train(
         failures=state.failures,
         finished=state.finished,
         stop_reason=state.stop_reason,
+        compile_seconds=compile_seconds,
     )
 
 
+class _BudgetClock:
+    """Seconds of training counted against the budget: from `start()` on, validations paused."""
+
+    def __init__(self):
+        self.origin: float | None = None
+
+    def start(self) -> None:
+        self.origin = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return 0.0 if self.origin is None else time.perf_counter() - self.origin
+
+    @contextlib.contextmanager
+    def paused(self):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.origin is not None:
+                self.origin += time.perf_counter() - began
+
+
 def _validate_point(
-    state, validate, since_loss, since_ok, started, seconds_before, steps, budget
+    state, validate, since_loss, since_ok, started, seconds_before, steps, budget, clock
 ) -> None:
     if state.history and state.history[-1].step == state.step:
         return  # this step was validated already (the run ended on a validation point)
     train_loss = since_loss / since_ok if since_ok else math.nan
     if validate is not None:
-        value = float(validate(state.module))
+        with clock.paused():
+            value = float(validate(state.module))
     else:
         value = train_loss
-    elapsed = time.perf_counter() - started
     fractions = [0.0]
     if steps:
         fractions.append(state.step / steps)
     if budget:
-        fractions.append(elapsed / budget)
-    state.seconds = seconds_before + elapsed
+        fractions.append(clock.elapsed() / budget)
+    state.seconds = seconds_before + time.perf_counter() - started
     state.history.append(
         Record(state.step, train_loss, value, min(1.0, max(fractions)), state.seconds)
     )
