@@ -521,7 +521,9 @@ def train_command(
     ] = None,
     budget: Annotated[
         str | None,
-        typer.Option(help="Wall-clock limit: 90 (seconds), 60s, 5m or 1h."),
+        typer.Option(
+            help="Training time limit: 90 (seconds), 60s, 5m or 1h; compiling is not counted."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (initial weights, shuffling).")] = 0,
     steps: Annotated[
@@ -953,7 +955,8 @@ def compare_command(
     budget_per_model: Annotated[
         str | None,
         typer.Option(
-            "--budget-per-model", help="Training wall-clock limit per cell: 90, 60s, 5m, 1h."
+            "--budget-per-model",
+            help="Training time per cell, compiling not counted: 90, 60s, 5m, 1h.",
         ),
     ] = None,
     threshold: Annotated[
@@ -1041,7 +1044,10 @@ def task_command(
     ] = "lstm",
     budget: Annotated[
         str | None,
-        typer.Option("--budget", help="Wall-clock training budget: 90, 60s, 5m, 1h (default 2m)."),
+        typer.Option(
+            "--budget",
+            help="Training time, compiling not counted: 90, 60s, 5m, 1h (default 2m).",
+        ),
     ] = None,
     steps: Annotated[
         int | None,

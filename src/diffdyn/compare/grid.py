@@ -1,6 +1,6 @@
 """The `compare` grid: train and score every model on every dataset, for every seed.
 
-Each (dataset, model, seed) cell trains with the model's defaults under a wall-clock budget
+Each (dataset, model, seed) cell trains with the model's defaults under a budget of training time
 (`train_model`), is scored on held-out data (`evaluate_model`: a fresh trajectory of a
 system, or the held-out end of a user's file) and is written to the results store in one
 transaction, with what the report draws: the forecast from the first start point against the

@@ -183,7 +183,8 @@ def fit(
     - `values`, `exog`: the standardised training series `[T, d]` and inputs `[T, m]`.
     - `config`: a `TrainConfig` (epochs → steps: `epochs · ⌈windows / batch_size⌉`).
     - `key`: the run's key (deterministic: the same key, the same numbers).
-    - `budget`: wall-clock seconds (the run ends at its steps or budget, whichever first).
+    - `budget`: seconds of training, compiling not counted (the run ends at its steps or
+      budget, whichever first).
     - `optimiser`: any `optax.GradientTransformation` instead of the config's clip + Adam.
     - `checkpoint`, `checkpoint_meta`, `resume`, `on_validation`, `devices`, `progress`: as
       in `train`.
