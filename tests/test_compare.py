@@ -267,3 +267,21 @@ def test_diverged_forecasts_are_recorded_and_the_report_reads_only_the_store(tmp
     names = sorted(p.name for p in (out / "figures").glob("forecast-*.png"))
     assert names == ["forecast-henon-persistence.png", "forecast-henon-test-diverging.png"]
     assert "went non-finite" in (out / "report.md").read_text()
+
+
+def test_two_worker_processes_give_the_cells_of_one(tmp_path):
+    models = ["persistence", "ngrc"]
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    run_compare(one, ["henon", "logistic"], models, budget_per_model=5, progress=False)
+    summary = run_compare(two, ["henon", "logistic"], models, budget_per_model=5,
+                          progress=False, workers=2)  # fmt: skip
+    assert summary.ran == 4 and summary.failed == 0
+
+    def scores(path):
+        with ResultsStore(path / STORE_FILE) as store:
+            return {k: (v["status"], v["vpt_mean"], v["smape"]) for k, v in store.cells().items()}
+
+    assert scores(two) == scores(one)
+    with pytest.raises(DiffdynError, match="--workers"):
+        run_compare(tmp_path / "w", ["henon"], models, progress=False, workers=0)

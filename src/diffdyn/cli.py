@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .compare import export_csv, read_leaderboards, run_compare, write_report
-from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, choose_datasets
+from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, DEFAULT_WORKERS, choose_datasets
 from .data.io import check_series_path, write_series
 from .errors import DiffdynError
 from .files import check_output_path
@@ -970,6 +970,10 @@ def compare_command(
         ),
     ] = None,
     devices: DevicesOption = None,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Cells run side by side, each in its own process."),
+    ] = DEFAULT_WORKERS,
 ) -> None:
     """Train and rank models on systems or your data; write results.sqlite and a report.
 
@@ -988,6 +992,7 @@ def compare_command(
         lyapunov_exponent=lyapunov_exponent,
         progress=True,
         devices=devices,
+        workers=workers,
     )
     paths = write_report(output)
     console = _console()

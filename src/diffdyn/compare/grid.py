@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +40,9 @@ DEFAULT_MODELS = ("all",)
 # Chosen so that the default grid (2 systems x all built-in models, 1 seed) finishes in
 # about 5 minutes on 2 CPU cores, compilation and evaluation included (13 models: 5 min 6 s).
 DEFAULT_BUDGET = 10.0
+# Cells side by side in the command's default: one per core, at most two (measured on 2 cores:
+# compiling is single-threaded, so a second cell fills the idle core).
+DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
 MODELS_FOLDER = "models"
 DEFAULT_OUTPUT = Path("runs/compare")
 REPORT_FORECAST_LYAPUNOV_TIMES = 5  # the forecast a cell keeps for the report ...
@@ -179,10 +183,13 @@ def run_compare(
     progress: bool = True,
     on_cell: Callable[[str, str, int, dict[str, Any]], None] | None = None,
     devices: int | None = None,
+    workers: int = 1,
 ) -> CompareSummary:
     """Run (or resume) a comparison grid in `out_dir`; return a summary.
 
-    `devices` splits each training batch over that many local devices (`train(devices=)`);
+    `workers` runs that many cells at once, each in its own process (spawned; the driver
+    alone writes the store): XLA compiles on one core, so two cells side by side keep two cores
+    busy. `devices` splits each training batch over that many local devices (`train(devices=)`);
     it changes speed, not results (to float32 rounding), so it is not part of the
     configuration a resumed run is checked against.
 
@@ -201,6 +208,8 @@ def run_compare(
     """
     if seeds < 1:
         raise DiffdynError(f"--seeds must be at least 1; got {seeds}.")
+    if workers < 1:
+        raise DiffdynError(f"--workers must be at least 1; got {workers}.")
     if not budget_per_model > 0:
         raise DiffdynError(f"the budget per model must be positive; got {budget_per_model}.")
     if not threshold > 0:
@@ -219,25 +228,13 @@ def run_compare(
         todo = [c for c in cells if (c[0]["name"], c[1], c[2]) not in done]
         failed = 0
         with _Progress(len(cells), len(cells) - len(todo), enabled=progress) as bar:
-            data_cache: dict[tuple[str, int], Any] = {}
-            for dataset, model, seed in todo:
-                bar.describe(f"{dataset['name']} · {model} · seed {seed}")
-                artifacts: dict[str, Any] = {}
-                try:
-                    metrics, artifacts = _run_cell(
-                        out,
-                        dataset,
-                        model,
-                        seed,
-                        budget_per_model,
-                        threshold,
-                        lyapunov_exponent,
-                        data_cache,
-                        devices,
-                    )
-                except Exception as error:  # a failing model is a result, not a crash
-                    metrics = {"status": "failed", "reason": _reason(error)}
-                    failed += 1
+            jobs = [
+                (out, dataset, model, seed, budget_per_model, threshold, lyapunov_exponent,
+                 devices)
+                for dataset, model, seed in todo
+            ]  # fmt: skip
+            for (dataset, model, seed), (metrics, artifacts) in _cells(jobs, workers, bar):
+                failed += metrics.get("status") != "ok"
                 store.write_cell(dataset["name"], model, seed, metrics, artifacts)
                 if on_cell is not None:
                     on_cell(dataset["name"], model, seed, metrics)
@@ -250,6 +247,50 @@ def run_compare(
             failed=failed,
             seconds=time.perf_counter() - started,
         )
+
+
+_CACHE: dict[Any, Any] = {}  # each process's simulated datasets (one system at a time)
+
+
+def _cell_job(out, dataset, model, seed, budget, threshold, lyapunov_exponent, devices):
+    """One cell, as a worker runs it: its metrics and artifacts, or a failed row."""
+    try:
+        return _run_cell(out, dataset, model, seed, budget, threshold, lyapunov_exponent,
+                         _CACHE, devices)  # fmt: skip
+    except Exception as error:  # a failing model is a result, not a crash
+        return {"status": "failed", "reason": _reason(error)}, {}
+
+
+def _cells(jobs, workers: int, bar):
+    """Yield `((dataset, model, seed), (metrics, artifacts))` for every job: in this process
+    in order, or in `workers` spawned processes as they finish (the caller alone writes the
+    store, so a kill loses only the cells in flight)."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            bar.describe(f"{job[1]['name']} · {job[2]} · seed {job[3]}")
+            yield (job[1], job[2], job[3]), _cell_job(*job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(_cell_job, *job): job for job in jobs}
+        bar.describe(f"{len(jobs)} cells on {workers} worker processes")
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                raise DiffdynError(
+                    f"a worker process died while running {job[1]['name']} · {job[2]} (out of "
+                    "memory?); the finished cells are saved: run the same command again to "
+                    "resume, or use --workers 1."
+                ) from None
+            yield (job[1], job[2], job[3]), result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_run_folder(out_dir: str | Path) -> Path:

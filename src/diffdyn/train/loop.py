@@ -11,7 +11,7 @@ a loss `loss(module, batch, key) -> scalar` and a batch source `batches(key, ste
 - **the non-finite guard**: a step whose loss or gradient is not finite changes nothing (module
   and optimiser state are kept), halves the update scale, and after `max_failures` such steps
   the run stops with `TrainingError`; a non-finite module is never saved or returned;
-- **the end of the run**: a step count and/or a wall-clock budget, whichever comes first;
+- **the end of the run**: a step count and/or a budget of training time, whichever first;
   `progress` p ∈ [0, 1] (the larger of the two fractions) drives schedules and curricula
   (`train.schedule`), so a budget-limited run anneals before it stops;
 - **validation**: `validate(module) -> float` every `validate_every` steps and at the end, the
@@ -455,7 +455,7 @@ def train(
             if remaining is not None and remaining <= 0:
                 state.finished, state.stop_reason = True, f"{steps} steps done"
             elif budget is not None and elapsed >= budget:
-                state.stop_reason = f"wall-clock budget of {budget:g} s reached"
+                state.stop_reason = f"training budget of {budget:g} s reached"
             if state.stop_reason:
                 _validate_point(state, validate, since_loss, since_ok, started, seconds_before,
                                 steps, budget, clock)  # fmt: skip

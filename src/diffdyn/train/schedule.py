@@ -1,7 +1,7 @@
 """Schedules in units of run progress: functions of p ∈ [0, 1], the fraction of the run done.
 
-A run ends at its step count or its wall-clock budget, whichever comes first; `train` measures
-progress as the larger of the two fractions, so a budget-limited run warms up, anneals and
+A run ends at its step count or its budget of training time, whichever comes first; `train`
+measures progress as the larger of the two fractions, so a budget-limited run warms up, anneals and
 reaches the end of its curriculum before it stops, however few steps the budget allows.
 
 A schedule multiplies the optimiser's updates (for Adam and its kin that is the learning rate):
