@@ -73,6 +73,21 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> Record:
+        """The inverse of `to_json` (a non-finite loss is stored as null)."""
+
+        def number(value: Any) -> float:
+            return math.nan if value is None else float(value)
+
+        return cls(
+            int(stored["step"]),
+            number(stored["loss"]),
+            number(stored["val_loss"]),
+            number(stored["progress"]),
+            number(stored["seconds"]),
+        )
+
 
 @dataclasses.dataclass
 class TrainState(Generic[M]):
@@ -112,10 +127,7 @@ class TrainState(Generic[M]):
             if name == "best_val":
                 value = math.inf if value is None else value
             elif name == "history":
-                value = [
-                    Record(**{k: math.nan if v is None else v for k, v in r.items()})
-                    for r in value
-                ]
+                value = [Record.from_json(r) for r in value]
             setattr(self, name, value)
 
 
