@@ -33,6 +33,7 @@ from ..train import (
     load_data,
     train_model,
 )
+from ..train.devices import use_devices
 from .store import STORE_FILE, ResultsStore
 
 DEFAULT_SYSTEMS = ("lorenz63", "mackey-glass")
@@ -255,6 +256,8 @@ _CACHE: dict[Any, Any] = {}  # each process's simulated datasets (one system at 
 def _cell_job(out, dataset, model, seed, budget, threshold, lyapunov_exponent, devices):
     """One cell, as a worker runs it: its metrics and artifacts, or a failed row."""
     try:
+        if devices is not None and devices > 1:
+            use_devices(devices)  # a spawned worker: before its JAX starts computing
         return _run_cell(out, dataset, model, seed, budget, threshold, lyapunov_exponent,
                          _CACHE, devices)  # fmt: skip
     except Exception as error:  # a failing model is a result, not a crash
