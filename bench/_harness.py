@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 
 RESULTS = Path(__file__).parent / "results"
@@ -63,29 +64,127 @@ def measure(fn: Callable[[], Any], *, repeats: int, warmup: int = 1) -> dict[str
 
 
 def interleaved(
-    runners: dict[str, Callable[[], Any]], rounds: int, repeats: int
+    runners: dict[str, Callable[[], Any]],
+    rounds: int,
+    repeats: int,
+    steps: dict[str, int] | None = None,
 ) -> dict[str, dict]:
     """`measure` every runner in turn, `rounds` times, and pool each one's steady-state samples.
 
     Interleaving spreads any change of machine load over every side alike. Each runner gets one
-    warm-up call (its `first_call_s`) in the first round only. **Returns:** name → a `measure`
-    record whose `steady_s` holds all `rounds × repeats` samples (median, min, repeats and
-    `compile_s` recomputed from them).
+    warm-up call (its `first_call_s`) in the first round only. `steps` names runners whose one
+    call is that many optimiser steps (a `core_runner`): they are called
+    `max(2, repeats // steps)` times a round and their samples are seconds **per step** (call
+    time / steps); their `first_call_s` stays the whole first call, and `compile_s` is
+    `first_call_s − steps × median`. **Returns:** name → a `measure` record whose `steady_s`
+    holds all samples (median, min, repeats and `compile_s` recomputed from them).
     """
+    steps = steps or {}
     results: dict[str, dict] = {}
     for round_ in range(rounds):
         for name, run in runners.items():
-            m = measure(run, repeats=repeats, warmup=1 if round_ == 0 else 0)
+            k = steps.get(name, 1)
+            calls = repeats if k == 1 else max(2, repeats // k)
+            m = measure(run, repeats=calls, warmup=1 if round_ == 0 else 0)
+            m["steady_s"] = [s / k for s in m["steady_s"]]
             if name not in results:
-                results[name] = m
+                results[name] = m | {"steps_per_call": k}
             else:
                 results[name]["steady_s"] += m["steady_s"]
     for m in results.values():
         m["steady_median_s"] = statistics.median(m["steady_s"])
         m["steady_min_s"] = min(m["steady_s"])
         m["repeats"] = len(m["steady_s"])
-        m["compile_s"] = max(m["first_call_s"] - m["steady_median_s"], 0.0)
+        m["compile_s"] = max(m["first_call_s"] - m["steps_per_call"] * m["steady_median_s"], 0.0)
     return results
+
+
+class FixedBatch(eqx.Module):
+    """A batch source for `diffdyn.train.train` that returns the same batch at every step.
+
+    The arrays are fields of the module, so they are arguments of the compiled chunk, not
+    constants baked into it (as the core's documentation asks of a batch source).
+    """
+
+    batch: Any
+
+    def __call__(self, key, step, progress):
+        del key, step, progress
+        return self.batch
+
+
+def core_runner(
+    module: Any,
+    loss: Callable[..., Any],
+    batch: Any,
+    optimiser: Any,
+    *,
+    steps: int,
+    devices: int | None = None,
+    seed: int = 0,
+) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """Train `module` for `steps` optimiser steps through the core, `diffdyn.train.train`.
+
+    Every call starts from `module` again (so every call does the same work and the result can
+    be checked), with the bench's fixed `batch` (`FixedBatch`) and `loss(module, batch, key)`,
+    `steps_per_call=min(50, steps)` and `validate_every=steps`: one compiled call of `steps`
+    steps, as a long run gets (there the default `validate_every`, `steps // 20`, is ≥ 50).
+    `loss`, the batch source and `optimiser` are made once, so every call after the first
+    reuses the compiled chunk. `devices=N` shards the batch's leading axis over N devices.
+
+    **Returns:** `(run, last)`: `run()` trains and returns the module after the last step;
+    `last["outcome"]` is the latest `TrainOutcome`.
+    """
+    from diffdyn.train import train
+
+    source = FixedBatch(batch)
+    key = jax.random.key(seed)
+    last: dict[str, Any] = {}
+
+    def run():
+        last["outcome"] = train(
+            module, loss, source, optimiser, key=key, steps=steps, validate_every=steps,
+            steps_per_call=min(50, steps), devices=devices, progress=False,
+        )  # fmt: skip
+        return eqx.filter(last["outcome"].last_module, eqx.is_array)
+
+    return run, last
+
+
+def core_agreement(
+    outcome: Any, reference_module: Any, reference_losses: list[float], tolerance: float = 1e-5
+) -> dict[str, Any]:
+    """Whether a core run (`outcome`) computed what the hand-written step did, from the same
+    start for as many steps: the weights after the last step and the mean training loss.
+
+    `reference_module` is the module after those steps, `reference_losses` each step's loss.
+    """
+    import numpy as np
+
+    ours = jax.tree_util.tree_leaves(eqx.filter(outcome.last_module, eqx.is_inexact_array))
+    theirs = jax.tree_util.tree_leaves(eqx.filter(reference_module, eqx.is_inexact_array))
+    if len(ours) != len(theirs):
+        raise AssertionError(f"{len(ours)} arrays trained by the core, {len(theirs)} by hand")
+    weight = max(
+        float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(ours, theirs)
+    )
+    mean_loss = float(np.mean(reference_losses))
+    core_loss = outcome.history[-1].loss
+    return {
+        "steps": outcome.steps,
+        "failures": outcome.failures,
+        "mean_loss_core": core_loss,
+        "mean_loss_hand_written": mean_loss,
+        "final_loss_hand_written": float(reference_losses[-1]),
+        "mean_loss_abs_difference": abs(core_loss - mean_loss),
+        "weights_max_abs_difference": weight,
+        "ok": bool(
+            outcome.steps == len(reference_losses)
+            and outcome.failures == 0
+            and abs(core_loss - mean_loss) < tolerance
+            and weight < tolerance
+        ),
+    }
 
 
 def medians(timings: dict[str, dict]) -> dict[str, float]:
@@ -94,12 +193,17 @@ def medians(timings: dict[str, dict]) -> dict[str, float]:
 
 
 def torch_one_thread_medians(
-    diffdyn: Callable[[], Any], torch_step: Callable[[], Any], rounds: int, repeats: int
+    diffdyn: Callable[[], Any],
+    torch_step: Callable[[], Any],
+    rounds: int,
+    repeats: int,
+    diffdyn_steps: int = 1,
 ) -> dict[str, float]:
     """Medians of `diffdyn` and of `torch_step` under `torch.set_num_threads(1)`, interleaved.
 
     On a loaded machine PyTorch's threads wait on each other; this shows how much of a ratio
-    depends on that. PyTorch's thread count is restored afterwards. **Returns:**
+    depends on that. PyTorch's thread count is restored afterwards. `diffdyn_steps`: optimiser
+    steps per `diffdyn` call (a `core_runner`; its median is then per step). **Returns:**
     `{"diffdyn": s, "torch_1_thread": s}`.
     """
     import torch
@@ -107,7 +211,10 @@ def torch_one_thread_medians(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        single = interleaved({"diffdyn": diffdyn, "torch_1_thread": torch_step}, rounds, repeats)
+        single = interleaved(
+            {"diffdyn": diffdyn, "torch_1_thread": torch_step}, rounds, repeats,
+            {"diffdyn": diffdyn_steps},
+        )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
     return medians(single)
@@ -209,6 +316,7 @@ def write_result(name: str, payload: dict[str, Any], directory: Path | None = No
         with os.fdopen(fd, "w") as f:
             json.dump(record, f, indent=2, ensure_ascii=False)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result is for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -12,9 +12,14 @@ forecast, are encoded again every 10 forecast steps and the decoder restarts fro
 encoder–decoder passes per forecast of 20. One step = MSE over the horizon of B = 32
 windows + gradient + global-norm clipping (1.0) + Adam (lr 2e-3), float32.
 
-- diffdyn: `AttentionEncoderDecoder` with the registered hyperparameters (one example,
-  `jax.vmap` over the batch, `lax.scan` over the chunks and the decoder steps),
-  `eqx.filter_jit` of `filter_value_and_grad` + `optax.chain(clip_by_global_norm, adam)`.
+- diffdyn (`diffdyn_core`, **the headline**): `AttentionEncoderDecoder` with the registered
+  hyperparameters (one example, `jax.vmap` over the batch, `lax.scan` over the chunks and the
+  decoder steps) trained through the core `diffdyn train` uses, `diffdyn.train.train` (50
+  steps per compiled call in a `lax.scan`, the non-finite guard, one device: the default),
+  with a batch source returning the fixed batch and `optax.chain(clip_by_global_norm, adam)`;
+  time per step = a 50-step `train` call / 50. Beside it: `diffdyn_core_2_devices`
+  (`devices=2`, the batch split over two host devices, as `--devices 2`) and `diffdyn_step`,
+  the hand-written `eqx.filter_jit` step (one call per step) this benchmark timed before.
 - peer: the same model written as a PyTorch user would, an `nn.Module` with
   `nn.GRU(bidirectional=True, batch_first=True)`, `nn.Linear` layers for the score and the
   readout, `nn.GRUCell` and Python `for` loops over the chunks and decoder steps, eager (no
@@ -30,14 +35,15 @@ clipped Adam step before anything is timed. Target: ratio = torch / diffdyn ≥ 
 
 Beside the headline, the JSON holds the same comparison without re-encoding (`no_reencode`:
 `reencode=0`, one encoder pass and 20 decoder steps, Bahdanau's model) and with a context of
-100 steps (`context_long`); `diagnostics` adds the step `diffdyn.train` itself runs (`fit`'s
-`_train_step`, which adds a guard against non-finite steps), the forward passes alone, and
-torch on one thread. The sides are interleaved (rounds of repeats) so that changes of machine
-load hit both alike.
+100 steps (`context_long`), both with the hand-written step; `diagnostics` adds the forward
+passes alone and torch on one thread. The sides are interleaved (rounds of repeats) so that
+changes of machine load hit both alike.
 
 Run `python bench/attention_seq2seq_step.py` (writes
 `bench/results/attention_seq2seq_step.json`), or add `--quick` for a smoke test at small sizes
-that writes nothing unless `--out DIR` is given.
+that writes nothing unless `--out DIR` is given. Two host devices are made before JAX starts
+(`diffdyn.train.devices.use_devices(2)`, what `--devices 2` does); `--one-device` leaves them
+out (and the two-device variant; it writes nothing unless `--out` is given).
 """
 
 from __future__ import annotations
@@ -57,11 +63,20 @@ from torch import nn
 
 from diffdyn.models.attention_seq2seq import AttentionEncoderDecoder
 from diffdyn.models.registry import model_spec
-from diffdyn.train.fit import _train_step
+from diffdyn.train.devices import use_devices
+
+DEVICES = 2
+ONE_DEVICE = "--one-device" in sys.argv
+if ONE_DEVICE:
+    sys.argv.remove("--one-device")
+else:
+    use_devices(DEVICES)  # before JAX computes anything, as the CLI's --devices does
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import (  # noqa: E402
     comparison,
+    core_agreement,
+    core_runner,
     interleaved,
     parse_arguments,
     print_table,
@@ -79,6 +94,7 @@ FULL = {
     "rounds": 5,
     "repeats": 20,
     "reencode": None,  # the registered value
+    "core_steps": 50,
 }
 QUICK = {
     "batch": 4,
@@ -90,6 +106,7 @@ QUICK = {
     "rounds": 2,
     "repeats": 3,
     "reencode": 2,  # so that the short horizon still re-encodes
+    "core_steps": 4,
 }
 LEARNING_RATE = 2e-3  # seq2seq-attention's registered training rate
 CLIP = 1.0  # TrainConfig's default global-norm clip
@@ -207,26 +224,34 @@ def plain_step(model, opt_state, context, target):
 step_diffdyn = eqx.filter_jit(plain_step)
 
 
-def diffdyn_runner(model, context, target, *, fit_step: bool = False) -> Callable[[], Any]:
+def diffdyn_runner(model, context, target) -> Callable[[], Any]:
     """A function of no arguments running one jitted step and keeping its result."""
     optimiser = optimiser_diffdyn()
     state = {"model": model, "opt": optimiser.init(eqx.filter(model, eqx.is_inexact_array))}
-    horizon = target.shape[1]
-    used, scale = jnp.asarray(horizon), jnp.asarray(1.0)
 
     def run():
-        if fit_step:
-            state["model"], state["opt"], value, _ = _train_step(
-                state["model"], state["opt"], optimiser, (context, target, None), horizon, used,
-                scale,
-            )  # fmt: skip
-        else:
-            state["model"], state["opt"], value = step_diffdyn(
-                state["model"], state["opt"], context, target
-            )
+        state["model"], state["opt"], value = step_diffdyn(
+            state["model"], state["opt"], context, target
+        )
         return value
 
     return run
+
+
+def core_loss(model, batch, key):
+    """`loss_diffdyn` as the core calls it: `loss(module, batch, key)`."""
+    del key
+    return loss_diffdyn(model, *batch)
+
+
+def hand_written_steps(model, context, target, steps: int):
+    """The hand-written step `steps` times from `model`: the model after it, each loss."""
+    opt_state = optimiser_diffdyn().init(eqx.filter(model, eqx.is_inexact_array))
+    losses = []
+    for _ in range(steps):
+        model, opt_state, value = step_diffdyn(model, opt_state, context, target)
+        losses.append(float(value))
+    return model, losses
 
 
 def torch_runner(net, trainable, optimiser, context, target) -> Callable[[], Any]:
@@ -338,8 +363,20 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             raise AssertionError(f"diffdyn and torch ({name}) differ: {check}")
 
     context, target = jnp.asarray(context_np), jnp.asarray(target_np)
-    runners = pair_runners(model, size, context_np, target_np)
-    runners["diffdyn_fit_step"] = diffdyn_runner(model, context, target, fit_step=True)
+    K = size["core_steps"]
+    optimiser = optimiser_diffdyn()
+    core, core_last = core_runner(model, core_loss, (context, target), optimiser, steps=K)
+    runners = {"diffdyn_core": core}
+    steps = {"diffdyn_core": K}
+    core_runs = {"diffdyn_core": core_last}
+    runners |= pair_runners(model, size, context_np, target_np)
+    runners["diffdyn_step"] = runners.pop("diffdyn")
+    two = f"diffdyn_core_{DEVICES}_devices"
+    if len(jax.devices()) >= DEVICES and B % DEVICES == 0:
+        runners[two], core_runs[two] = core_runner(
+            model, core_loss, (context, target), optimiser, steps=K, devices=DEVICES
+        )
+        steps[two] = K
     runners |= pair_runners(plain, size, context_np, target_np, "_no_reencode")
     runners |= pair_runners(model, size, *data(size, size["long_context"]), "_long")
     forward = eqx.filter_jit(loss_diffdyn)
@@ -353,15 +390,34 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
 
     runners["torch_forward_only"] = torch_forward
 
-    timings = interleaved(runners, size["rounds"], size["repeats"])
+    timings = interleaved(runners, size["rounds"], size["repeats"], steps)
     medians = {name: m["steady_median_s"] for name, m in timings.items()}
+    # Every core call starts afresh: its last outcome is K steps from the initial weights.
+    reference, losses = hand_written_steps(model, context, target, K)
+    core_checks = {
+        name: core_agreement(last["outcome"], reference, losses)
+        for name, last in core_runs.items()
+    }
+    for name, check in core_checks.items():
+        if not check["ok"]:
+            raise AssertionError(f"{name} differs from the hand-written step: {check}")
     threads = torch.get_num_threads()
     single_medians = torch_one_thread_medians(
-        runners["diffdyn"], runners["torch"], max(1, size["rounds"] // 2), size["repeats"]
-    )
+        runners["diffdyn_core"], runners["torch"], max(1, size["rounds"] // 2), size["repeats"],
+        K,
+    )  # fmt: skip
+    variants = {
+        name: {
+            "diffdyn_median_s": medians[name],
+            "diffdyn_compile_s": timings[name]["compile_s"],
+            "ratio": medians["torch"] / medians[name],
+            "target_met": bool(medians["torch"] / medians[name] >= 3.0),
+        }
+        for name in ("diffdyn_core", two, "diffdyn_step")
+        if name in medians
+    }
     ratio = {
-        "diffdyn": medians["torch"] / medians["diffdyn"],
-        "diffdyn_fit_step": medians["torch"] / medians["diffdyn_fit_step"],
+        **{name: v["ratio"] for name, v in variants.items()},
         "no_reencode": medians["torch_no_reencode"] / medians["diffdyn_no_reencode"],
         "context_long": medians["torch_long"] / medians["diffdyn_long"],
         "forward_only": medians["torch_forward_only"] / medians["diffdyn_forward_only"],
@@ -373,10 +429,11 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             f"{CLIP} + Adam) of the attention encoder-decoder (bidirectional GRU encoder, "
             f"additive attention, GRU decoder, re-encoding every {model.reencode} steps), "
             f"B={B}, context={C}, horizon={H}, d={d}, hidden={hidden} per direction, float32: "
-            "diffdyn (AttentionEncoderDecoder, vmap, lax.scan, eqx.filter_jit) vs the same "
-            "model in eager PyTorch (nn.GRU + nn.GRUCell, Python loop over decoder steps)"
+            "diffdyn (AttentionEncoderDecoder, vmap, lax.scan, trained through "
+            f"diffdyn.train.train, {K} steps per call, one device) vs the same model in eager "
+            "PyTorch (nn.GRU + nn.GRUCell, Python loop over decoder steps)"
         ),
-        diffdyn=timings["diffdyn"],
+        diffdyn=timings["diffdyn_core"],
         peer=timings["torch"],
         peer_name=f"torch {torch.__version__} eager nn.Module, Python decoder loop, "
         f"{threads} threads",
@@ -396,11 +453,17 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             "clip_global_norm": CLIP,
             "torch_num_threads": threads,
             "torch_bias_hh": "zero and frozen (diffdyn's GRU has one bias per gate)",
+            "core_steps_per_train_call": K,
+            "xla_devices": len(jax.devices()),
+            "devices_made_by": None if ONE_DEVICE else f"use_devices({DEVICES})",
         },
         agreement=checks,
+        agreement_core=core_checks,
+        variants=variants,
         agreement_no_reencode=checks_plain,
         no_reencode={
             "reencode": 0,
+            "diffdyn_side": "the hand-written step",
             "diffdyn_median_s": medians["diffdyn_no_reencode"],
             "peer_median_s": medians["torch_no_reencode"],
             "diffdyn_compile_s": timings["diffdyn_no_reencode"]["compile_s"],
@@ -409,6 +472,7 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
         },
         context_long={
             "context": size["long_context"],
+            "diffdyn_side": "the hand-written step",
             "diffdyn_median_s": medians["diffdyn_long"],
             "peer_median_s": medians["torch_long"],
             "diffdyn_compile_s": timings["diffdyn_long"]["compile_s"],
@@ -420,14 +484,17 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             "ratio_torch_over": ratio,
             "torch_1_thread_median_s": single_medians,
             "variants": {
-                "diffdyn": "headline: filter_jit(value_and_grad + clip + adam), vmap over batch",
-                "diffdyn_fit_step": "diffdyn.train.fit._train_step, the step fit runs (adds a "
-                "guard that discards non-finite steps)",
-                "*_no_reencode": "reencode=0: one encoder pass and 20 decoder steps",
-                "*_long": f"context of {size['long_context']} steps",
+                "diffdyn_core": f"headline: diffdyn.train.train, one device, {K} steps per call "
+                f"(time per step = call / {K})",
+                two: f"the core with devices={DEVICES}: the batch split over the host devices",
+                "diffdyn_step": "the hand-written filter_jit(value_and_grad + clip + adam), one "
+                "call per step: the headline before the core",
+                "*_no_reencode": "reencode=0: one encoder pass and 20 decoder steps "
+                "(hand-written step)",
+                "*_long": f"context of {size['long_context']} steps (hand-written step)",
                 "*_forward_only": "loss without gradient (torch under no_grad)",
                 "torch_1_thread": "the torch step with torch.set_num_threads(1), timed "
-                "after the others, interleaved with the headline diffdyn step again",
+                "after the others, interleaved with diffdyn_core again",
             },
             "all_timings": timings,
         },
@@ -438,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(__doc__, argv)
     record = bench(QUICK if args.quick else FULL)
     record["quick"] = args.quick
-    if args.out is not None or not args.quick:
+    if args.out is not None or not (args.quick or ONE_DEVICE):
         print(f"wrote {write_result('attention_seq2seq_step', record, args.out)}")
     print_table(
         "attention seq2seq training step (float32)" + (" — quick" if args.quick else ""),
@@ -450,6 +517,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {1e3 * median:.3g} ms")
     print(f"agreement: {record['agreement']}")
     print(f"agreement (reencode=0): {record['agreement_no_reencode']}")
+    for name, check in record["agreement_core"].items():
+        print(f"agreement {name} (core vs hand-written, {check['steps']} steps): {check}")
 
 
 if __name__ == "__main__":

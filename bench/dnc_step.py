@@ -11,8 +11,14 @@ cross-entropy summed over bits on the scored steps, divided by their number, as 
 `diffdyn.tasks.runner._bits_loss`) + gradient + global-norm clipping (10, the task runner's) +
 Adam (lr 1e-3), float32.
 
-- diffdyn: `diffdyn.nn.DNC` (one sequence, `lax.scan` over time, `jax.vmap` over the batch),
-  `eqx.filter_jit` of `filter_value_and_grad` + `optax.chain(clip_by_global_norm, adam)`.
+- diffdyn (`diffdyn_core`, **the headline**): `diffdyn.nn.DNC` (one sequence, `lax.scan` over
+  time, `jax.vmap` over the batch) trained through the core every `diffdyn task` run uses,
+  `diffdyn.train.train` (50 steps per compiled call in a `lax.scan`, the non-finite guard,
+  one device: the default), with a batch source returning the fixed batch and
+  `optax.chain(clip_by_global_norm, adam)`; time per step = a 50-step `train` call / 50.
+  Beside it: `diffdyn_core_2_devices` (`devices=2`: the batch split over two host devices, as
+  `--devices 2`) and `diffdyn_step`, the hand-written `eqx.filter_jit` step (one call per
+  step) this benchmark timed before the core existed.
 - peer: the same DNC written as a PyTorch user would: an `nn.Module` with `nn.LSTMCell`, the
   memory operations on batched tensors, `torch.argsort` for the free list (indices carry no
   gradient, as in diffdyn), a Python `for` loop over time, eager (no `torch.compile`, no
@@ -27,10 +33,13 @@ are interleaved (rounds of repeats) so that changes of machine load hit both ali
 gradient without the optimiser, and the torch step on one thread.
 
 Run `python bench/dnc_step.py` (writes `bench/results/dnc_step.json`), or add `--quick` for a
-smoke test at small sizes that writes nothing unless `--out DIR` is given. `--one-core` (a
-diagnostic; writes nothing unless `--out DIR` is given) pins the process to one CPU before JAX
-starts: XLA's CPU client then makes a one-thread pool and runs every kernel of the step on one
-thread, instead of handing ready kernels between its threads (bench/README.md).
+smoke test at small sizes that writes nothing unless `--out DIR` is given. Two host devices
+are made before JAX starts (`diffdyn.train.devices.use_devices(2)`, what `--devices 2` does);
+`--one-device` leaves them out (and the two-device variant; writes nothing unless `--out`).
+`--one-core` (a diagnostic; one device; writes nothing unless `--out DIR` is given) pins the
+process to one CPU before JAX starts: XLA's CPU client then makes a one-thread pool and runs
+every kernel of the step on one thread, instead of handing ready kernels between its threads
+(bench/README.md).
 """
 
 from __future__ import annotations
@@ -47,6 +56,10 @@ ONE_CORE = "--one-core" in sys.argv
 if ONE_CORE:
     sys.argv.remove("--one-core")
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+ONE_DEVICE = ONE_CORE or "--one-device" in sys.argv
+if "--one-device" in sys.argv:
+    sys.argv.remove("--one-device")
+DEVICES = 2
 
 import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
@@ -59,10 +72,16 @@ from torch import nn  # noqa: E402
 
 from diffdyn.nn import DNC  # noqa: E402
 from diffdyn.tasks.algorithmic import copy_task  # noqa: E402
+from diffdyn.train.devices import use_devices  # noqa: E402
+
+if not ONE_DEVICE:
+    use_devices(DEVICES)  # before JAX computes anything, as the CLI's --devices does
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import (  # noqa: E402
     comparison,
+    core_agreement,
+    core_runner,
     interleaved,
     medians,
     parse_arguments,
@@ -82,9 +101,10 @@ FULL = {
     "write_heads": 1,
     "rounds": 5,
     "repeats": 20,
+    "core_steps": 50,
 }
 QUICK = FULL | {"batch": 4, "max_length": 3, "hidden": 16, "memory_size": 8, "word_size": 4}
-QUICK |= {"rounds": 2, "repeats": 3}
+QUICK |= {"rounds": 2, "repeats": 3, "core_steps": 4}
 LEARNING_RATE = 1e-3  # the task runner's default
 CLIP = 10.0  # the task runner's global-norm clip
 SEED = 0
@@ -335,6 +355,22 @@ def data(size: dict[str, Any]):
     return tuple(np.array(a, dtype=np.float32) for a in (task.inputs, task.targets, task.mask))
 
 
+def core_loss(model, batch, key):
+    """`loss_diffdyn` as the core calls it: `loss(module, batch, key)`."""
+    del key
+    return loss_diffdyn(model, *batch)
+
+
+def hand_written_steps(model, batch, steps: int):
+    """The hand-written step `steps` times from `model`: the model after it, each loss."""
+    opt_state = optimiser_diffdyn().init(eqx.filter(model, eqx.is_inexact_array))
+    losses = []
+    for _ in range(steps):
+        model, opt_state, value = step_diffdyn(model, opt_state, *batch)
+        losses.append(float(value))
+    return model, losses
+
+
 def bench(size: dict[str, Any]) -> dict[str, Any]:
     batch_np = data(size)
     n_in, n_out = batch_np[0].shape[-1], batch_np[1].shape[-1]
@@ -343,17 +379,27 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
     if not checks["ok"]:
         raise AssertionError(f"diffdyn and torch differ: {checks}")
 
-    net, trainable, optimiser = torch_from_diffdyn(model, size, n_in, n_out)
-    runners = {
-        "diffdyn": diffdyn_runner(model, tuple(jnp.asarray(a) for a in batch_np)),
-        "torch": torch_runner(
-            net, trainable, optimiser, tuple(torch.from_numpy(a) for a in batch_np)
-        ),
-    }
-    # Where the time goes: the forward pass alone (loss, no gradient) on both sides, and
-    # diffdyn's loss + gradient without the optimiser.
+    K = size["core_steps"]
     batch = tuple(jnp.asarray(a) for a in batch_np)
     batch_t = tuple(torch.from_numpy(a) for a in batch_np)
+    optimiser = optimiser_diffdyn()
+    net, trainable, torch_optimiser = torch_from_diffdyn(model, size, n_in, n_out)
+    core, core_last = core_runner(model, core_loss, batch, optimiser, steps=K)
+    runners = {
+        "diffdyn_core": core,
+        "torch": torch_runner(net, trainable, torch_optimiser, batch_t),
+        "diffdyn_step": diffdyn_runner(model, batch),
+    }
+    steps = {"diffdyn_core": K}
+    core_runs = {"diffdyn_core": core_last}
+    two = f"diffdyn_core_{DEVICES}_devices"
+    if len(jax.devices()) >= DEVICES and batch_np[0].shape[0] % DEVICES == 0:
+        runners[two], core_runs[two] = core_runner(
+            model, core_loss, batch, optimiser, steps=K, devices=DEVICES
+        )
+        steps[two] = K
+    # Where the time goes: the forward pass alone (loss, no gradient) on both sides, and
+    # diffdyn's loss + gradient without the optimiser.
     forward = eqx.filter_jit(loss_diffdyn)
     value_and_grad = eqx.filter_jit(eqx.filter_value_and_grad(loss_diffdyn))
     runners["diffdyn_forward_only"] = lambda: forward(model, *batch)
@@ -364,12 +410,32 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             return loss_torch(net, *batch_t)[0]
 
     runners["torch_forward_only"] = torch_forward
-    timings = interleaved(runners, size["rounds"], size["repeats"])
+    timings = interleaved(runners, size["rounds"], size["repeats"], steps)
     times = medians(timings)
+    # Every core call starts afresh: its last outcome is K steps from the initial weights.
+    reference, losses = hand_written_steps(model, batch, K)
+    core_checks = {
+        name: core_agreement(last["outcome"], reference, losses)
+        for name, last in core_runs.items()
+    }
+    for name, check in core_checks.items():
+        if not check["ok"]:
+            raise AssertionError(f"{name} differs from the hand-written step: {check}")
     threads = torch.get_num_threads()
     single_medians = torch_one_thread_medians(
-        runners["diffdyn"], runners["torch"], max(1, size["rounds"] // 2), size["repeats"]
-    )
+        runners["diffdyn_core"], runners["torch"], max(1, size["rounds"] // 2), size["repeats"],
+        K,
+    )  # fmt: skip
+    variants = {
+        name: {
+            "diffdyn_median_s": times[name],
+            "diffdyn_compile_s": timings[name]["compile_s"],
+            "ratio": times["torch"] / times[name],
+            "target_met": bool(times["torch"] / times[name] >= 3.0),
+        }
+        for name in times
+        if name.startswith("diffdyn") and "only" not in name and "value_and_grad" not in name
+    }
     B, T = batch_np[0].shape[:2]
     keys = ("hidden", "memory_size", "word_size", "read_heads", "write_heads")
     return comparison(
@@ -378,10 +444,11 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             f"global-norm clip {CLIP} + Adam) of a DNC (LSTM controller hidden={size['hidden']}, "
             f"memory {size['memory_size']}x{size['word_size']}, {size['read_heads']} read / "
             f"{size['write_heads']} write heads), copy task {size['bits']} bits, T={T}, "
-            f"B={B}, float32: diffdyn (diffdyn.nn.DNC, lax.scan, vmap, eqx.filter_jit) vs the "
-            "same model in eager PyTorch (nn.LSTMCell, batched memory ops, Python loop over time)"
+            f"B={B}, float32: diffdyn (diffdyn.nn.DNC, lax.scan, vmap, trained through "
+            f"diffdyn.train.train, {K} steps per call, one device) vs the same model in eager "
+            "PyTorch (nn.LSTMCell, batched memory ops, Python loop over time)"
         ),
-        diffdyn=timings["diffdyn"],
+        diffdyn=timings["diffdyn_core"],
         peer=timings["torch"],
         peer_name=f"torch {torch.__version__} eager nn.Module, Python time loop, "
         f"{threads} threads",
@@ -398,20 +465,33 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             "torch_num_threads": threads,
             "torch_bias_hh": "zero and frozen (diffdyn's LSTM has one bias)",
             "one_core": ONE_CORE,
+            "core_steps_per_train_call": K,
+            "xla_devices": len(jax.devices()),
+            "devices_made_by": None if ONE_DEVICE else f"use_devices({DEVICES})",
             "cpus_used": (
                 sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
             ),
         },
         agreement=checks,
+        agreement_core=core_checks,
+        variants=variants,
         diagnostics={
             "median_s": times,
+            "variants": {
+                "diffdyn_core": f"headline: diffdyn.train.train, one device, {K} steps per call "
+                f"(time per step = call / {K})",
+                two: f"the core with devices={DEVICES}: the batch split over the host devices",
+                "diffdyn_step": "the hand-written eqx.filter_jit step, one call per step: the "
+                "headline before the core",
+            },
             "ratio_forward_only": times["torch_forward_only"] / times["diffdyn_forward_only"],
             "backward_over_forward_diffdyn": (
                 times["diffdyn_value_and_grad"] - times["diffdyn_forward_only"]
             )
             / times["diffdyn_forward_only"],
             "torch_1_thread_median_s": single_medians,
-            "ratio_torch_1_thread": single_medians["torch_1_thread"] / single_medians["diffdyn"],
+            "ratio_torch_1_thread_over_core": single_medians["torch_1_thread"]
+            / single_medians["diffdyn"],
             "all_timings": timings,
         },
     )
@@ -422,14 +502,24 @@ def main(argv: list[str] | None = None) -> None:
     record = bench(QUICK if args.quick else FULL)
     record["quick"] = args.quick
     record["one_core"] = ONE_CORE
-    if args.out is not None or not (args.quick or ONE_CORE):
+    if args.out is not None or not (args.quick or ONE_DEVICE):
         print(f"wrote {write_result('dnc_step', record, args.out)}")
     print_table("DNC training step (float32)" + (" — quick" if args.quick else ""),
                 {"dnc_step": record})  # fmt: skip
     diagnostics = record["diagnostics"]
-    print(f"torch on 1 thread / diffdyn: {diagnostics['ratio_torch_1_thread']:.3g}×")
+    for name, v in record["variants"].items():
+        print(
+            f"torch / {name}: {v['ratio']:.3g}×  ({1e3 * v['diffdyn_median_s']:.3g} ms, "
+            f"compile {v['diffdyn_compile_s']:.2g} s)"
+        )
+    print(f"torch: {1e3 * record['peer_median_s']:.3g} ms")
+    print(
+        f"torch on 1 thread / diffdyn_core: {diagnostics['ratio_torch_1_thread_over_core']:.3g}×"
+    )
     print(f"forward only, torch / diffdyn: {diagnostics['ratio_forward_only']:.3g}×")
     print(f"agreement: {record['agreement']}")
+    for name, check in record["agreement_core"].items():
+        print(f"agreement {name} (core vs hand-written, {check['steps']} steps): {check}")
 
 
 if __name__ == "__main__":

@@ -16,29 +16,34 @@ from the same weights (PyTorch's initialisation copied into diffdyn), and `agree
 that they compute the same loss and the same updated weights. Target: ratio = torch / diffdyn
 ≥ 1.0.
 
-XLA flag: `--xla_force_host_platform_device_count=2` is set below, before JAX starts. It
-exposes the CPU as two XLA devices; XLA runs a program on one thread per device, so the
-`diffdyn_2_devices` variant (the same step, data-parallel over the batch with
-`jax.shard_map`, gradients averaged with `pmean`) uses both cores, as PyTorch's intra-op
-threads do. The headline `ratio` is the single-device step, which the flag does not change
-(compare a run with `--no-xla-flags`; bench/README.md); the two-device step is reported
-beside it (`with_xla_flags`).
+Variants, all timed interleaved with torch:
+
+- `diffdyn_core` (**the headline**): the same model and loss trained through the core a user's
+  training runs, `diffdyn.train.train` (50 steps per compiled call in a `lax.scan`, the
+  non-finite guard, one device: the default of `train` and of `diffdyn train`), with a batch
+  source that returns the fixed batch; time per step = wall time of a 50-step `train` call / 50.
+- `diffdyn_core_2_devices`: the same with `devices=2` (the batch split over 2 host devices,
+  as `diffdyn train --devices 2`). The core splits a batch's leading axis, so this variant
+  feeds batch-major `[B, T, d]` arrays; `diffdyn_core_batch_major` is its one-device twin.
+- `diffdyn_step`: the hand-written jitted step (`value_and_grad` + `optax.adam`, donated
+  buffers, one call per step) that this benchmark timed before the core existed;
+  `diffdyn_step_2_devices` the same data-parallel with `jax.shard_map` + `pmean`.
+
+Two host devices are made before JAX starts (`diffdyn.train.devices.use_devices(2)`, what
+`--devices 2` does); a one-device program runs as without them (compare `--one-device`).
 
 Run `python bench/lstm_train_step.py` (writes `bench/results/lstm_train_step.json`) or add
 `--quick` for a smoke test at small sizes that writes nothing unless `--out DIR` is given;
-`--no-xla-flags` runs without the flag (and without the two-device variant).
+`--one-device` runs without the second host device (and without the two-device variants).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 DEVICES = 2
-if "--no-xla-flags" not in sys.argv:  # read before JAX starts: the flag must precede it
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={DEVICES}"
-    ).strip()
+# `--no-xla-flags` is the old name of `--one-device` (two devices once came from XLA_FLAGS).
+ONE_DEVICE = "--one-device" in sys.argv or "--no-xla-flags" in sys.argv
 
 import argparse  # noqa: E402
 from functools import partial  # noqa: E402
@@ -54,12 +59,26 @@ import torch  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
 from diffdyn.nn import LSTMCell, run_sequence  # noqa: E402
+from diffdyn.train.devices import use_devices  # noqa: E402
+
+if not ONE_DEVICE:
+    use_devices(DEVICES)  # before JAX computes anything, as the CLI's --devices does
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import comparison, interleaved, print_table, write_result  # noqa: E402
+from _harness import (  # noqa: E402
+    comparison,
+    core_agreement,
+    core_runner,
+    interleaved,
+    print_table,
+    torch_one_thread_medians,
+    write_result,
+)
 
 FULL = {"batch": 32, "time": 100, "hidden": 64, "dim": 3, "rounds": 6, "repeats": 25}
+FULL |= {"core_steps": 50}
 QUICK = {"batch": 8, "time": 20, "hidden": 16, "dim": 3, "rounds": 2, "repeats": 3}
+QUICK |= {"core_steps": 4}
 LEARNING_RATE = 1e-3
 SEED = 0
 
@@ -235,8 +254,37 @@ def agreement(model, lstm, readout, inputs_np, targets_np) -> dict[str, Any]:
     }
 
 
+def hand_written_steps(loss, params, inputs, targets, steps: int):
+    """The hand-written step `steps` times from `params`: the parameters after it, each loss."""
+    state, step = jax_stepper(loss, params)
+    losses = []
+    for _ in range(steps):
+        state["params"], state["opt_state"], value = step(
+            state["params"], state["opt_state"], inputs, targets
+        )
+        losses.append(float(value))
+    return state["params"], losses
+
+
+def variant_summary(medians: dict[str, float], timings: dict[str, dict]) -> dict[str, Any]:
+    """Every diffdyn variant's median, compilation and torch / it, with the target."""
+    return {
+        name: {
+            "diffdyn_median_s": medians[name],
+            "diffdyn_compile_s": timings[name]["compile_s"],
+            "ratio": medians["torch"] / medians[name],
+            "target_met": bool(medians["torch"] / medians[name] >= 1.0),
+        }
+        for name in medians
+        if name.startswith(("diffdyn", "equinox"))
+        and "only" not in name
+        and "value_and_grad" not in name
+    }
+
+
 def bench(size: dict[str, int]) -> dict[str, Any]:
     B, T, H, d = size["batch"], size["time"], size["hidden"], size["dim"]
+    K = size["core_steps"]
     rng = np.random.default_rng(SEED)
     inputs_np = rng.standard_normal((T, B, d)).astype(np.float32)
     targets_np = rng.standard_normal((T, B, d)).astype(np.float32)
@@ -264,25 +312,45 @@ def bench(size: dict[str, int]) -> dict[str, Any]:
         torch_optimiser.step()
         return value
 
+    # Through the core: loss(module, batch, key), the same Adam, K steps per `train` call.
+    optimiser = optax.adam(LEARNING_RATE)
+    core_loss = lambda m, b, k: sequence_loss(m, *b)  # noqa: E731
+    core_loss_batch_major = lambda m, b, k: sequence_loss(m, b[0], b[1], 0)  # noqa: E731
+    core, core_last = core_runner(model, core_loss, (inputs, targets), optimiser, steps=K)
     runners = {
-        "diffdyn": make_jax_runner(loss, params, inputs, targets),
+        "diffdyn_core": core,
         "torch": torch_step,
-        "diffdyn_batch_major": make_jax_runner(
-            loss_batch_major, params, *batch_major, batch_axis=0
-        ),
-        "equinox_straightforward": make_jax_runner(
-            lambda p, x, y: straightforward_loss(p[0], p[1], x, y),
-            eqx_params,
-            *batch_major,
-            batch_axis=0,
-        ),
+        "diffdyn_step": make_jax_runner(loss, params, inputs, targets),
     }
+    steps = {"diffdyn_core": K}
+    core_runs = {"diffdyn_core": (core_last, inputs, targets, loss)}
+    runners["diffdyn_core_batch_major"], last_bm = core_runner(
+        model, core_loss_batch_major, batch_major, optimiser, steps=K
+    )
+    steps["diffdyn_core_batch_major"] = K
+    core_runs["diffdyn_core_batch_major"] = (last_bm, *batch_major, loss_batch_major)
     devices = jax.devices()
-    if len(devices) >= DEVICES and B % DEVICES == 0:
+    two = len(devices) >= DEVICES and B % DEVICES == 0
+    if two:
+        name = f"diffdyn_core_{DEVICES}_devices"
+        runners[name], last_two = core_runner(
+            model, core_loss_batch_major, batch_major, optimiser, steps=K, devices=DEVICES
+        )
+        steps[name] = K
+        core_runs[name] = (last_two, *batch_major, loss_batch_major)
         mesh = Mesh(np.array(devices[:DEVICES]), ("batch",))
-        runners[f"diffdyn_{DEVICES}_devices"] = make_jax_runner(
+        runners[f"diffdyn_step_{DEVICES}_devices"] = make_jax_runner(
             loss, params, inputs, targets, mesh=mesh
         )
+    runners["diffdyn_step_batch_major"] = make_jax_runner(
+        loss_batch_major, params, *batch_major, batch_axis=0
+    )
+    runners["equinox_straightforward"] = make_jax_runner(
+        lambda p, x, y: straightforward_loss(p[0], p[1], x, y),
+        eqx_params,
+        *batch_major,
+        batch_axis=0,
+    )
     # Where the time goes: forward only, forward + backward, and the whole step.
     forward = jax.jit(loss)
     value_and_grad = jax.jit(jax.value_and_grad(loss))
@@ -296,15 +364,27 @@ def bench(size: dict[str, int]) -> dict[str, Any]:
 
     runners["torch_forward_only"] = torch_forward
 
-    timings = interleaved(runners, size["rounds"], size["repeats"])
+    timings = interleaved(runners, size["rounds"], size["repeats"], steps)
+    # The core computed what the hand-written step does: K steps from the same start (every
+    # core call starts afresh, so its last outcome is one such run).
+    core_checks = {}
+    for name, (last, x, y, hand_loss) in core_runs.items():
+        reference, losses = hand_written_steps(hand_loss, params, x, y, K)
+        core_checks[name] = core_agreement(last["outcome"], eqx.combine(reference, static), losses)
+        if not core_checks[name]["ok"]:
+            raise AssertionError(f"{name} differs from the hand-written step: {core_checks[name]}")
+    single = torch_one_thread_medians(
+        core, torch_step, max(1, size["rounds"] // 2), size["repeats"], K
+    )
     medians = {name: m["steady_median_s"] for name, m in timings.items()}
     record = comparison(
         compares=(
             f"one Adam step (loss + gradient + update) of an LSTM sequence model, B={B}, T={T}, "
             f"H={H}, d={d}, float32, MSE of a linear readout of every hidden state: diffdyn "
-            "(LSTMCell + run_sequence, vmap, jit) vs torch.nn.LSTM + Linear + torch.optim.Adam"
+            f"(LSTMCell + run_sequence, vmap, trained through diffdyn.train.train, {K} steps "
+            "per call, one device) vs torch.nn.LSTM + Linear + torch.optim.Adam"
         ),
-        diffdyn=timings["diffdyn"],
+        diffdyn=timings["diffdyn_core"],
         peer=timings["torch"],
         peer_name=f"torch {torch.__version__} nn.LSTM, {torch.get_num_threads()} threads",
         ratio_at_least=1.0,
@@ -312,12 +392,16 @@ def bench(size: dict[str, int]) -> dict[str, Any]:
         settings={
             **{k: size[k] for k in ("batch", "time", "hidden", "dim")},
             "learning_rate": LEARNING_RATE,
-            "layout": "time-major [T, B, d] on both sides",
+            "layout": "time-major [T, B, d] on both sides (batch-major for the core on "
+            f"{DEVICES} devices, which splits the leading axis)",
+            "core_steps_per_train_call": K,
             "torch_num_threads": torch.get_num_threads(),
             "xla_devices": len(devices),
-            "xla_flags": os.environ.get("XLA_FLAGS"),
+            "devices_made_by": None if ONE_DEVICE else f"use_devices({DEVICES})",
         },
         agreement=checks,
+        agreement_core=core_checks,
+        variants=variant_summary(medians, timings),
         diagnostics={
             "median_s": medians,
             "ratio_torch_over": {
@@ -328,25 +412,25 @@ def bench(size: dict[str, int]) -> dict[str, Any]:
                 and "value_and_grad" not in name
             },
             "variants": {
-                "diffdyn": "headline: time-major vmap (no transposes around the scan), one device",
-                "diffdyn_batch_major": "the same, data [B, T, d]: XLA transposes around the scan",
+                "diffdyn_core": "headline: diffdyn.train.train, one device, time-major data, "
+                f"{K} steps per call (time per step = call / {K})",
+                "diffdyn_core_batch_major": "the same with [B, T, d] data (XLA transposes "
+                "around the scan)",
+                f"diffdyn_core_{DEVICES}_devices": f"the core with devices={DEVICES}: the "
+                "batch-major batch split over the host devices (what --devices 2 runs)",
+                "diffdyn_step": "the hand-written jitted step, one call per step (donated "
+                "buffers), time-major: the headline before the core",
+                f"diffdyn_step_{DEVICES}_devices": "the hand-written step data-parallel over "
+                f"{DEVICES} host devices (shard_map + pmean)",
+                "diffdyn_step_batch_major": "the hand-written step, data [B, T, d]",
                 "equinox_straightforward": "eqx.nn.LSTMCell in lax.scan (input matmul per step, "
                 "σ and tanh gate by gate), batch-major",
-                f"diffdyn_{DEVICES}_devices": "the headline step data-parallel over the "
-                f"{DEVICES} XLA CPU devices made by the flag (shard_map + pmean)",
             },
+            "torch_1_thread_median_s": single,
+            "ratio_torch_1_thread_over_core": single["torch_1_thread"] / single["diffdyn"],
             "all_timings": timings,
         },
     )
-    two = f"diffdyn_{DEVICES}_devices"
-    if two in timings:
-        record["with_xla_flags"] = {
-            "xla_flags": os.environ.get("XLA_FLAGS"),
-            "diffdyn_median_s": medians[two],
-            "diffdyn_compile_s": timings[two]["compile_s"],
-            "ratio": medians["torch"] / medians[two],
-            "target_met": bool(medians["torch"] / medians[two] >= 1.0),
-        }
     return record
 
 
@@ -361,29 +445,32 @@ def main(argv: list[str] | None = None) -> None:
         "with --quick nothing is written unless --out is given)",
     )
     parser.add_argument(
+        "--one-device",
         "--no-xla-flags",
         action="store_true",
-        help="do not add the XLA flag (one XLA device: no two-device variant); to check that "
-        "the flag leaves the single-device figures alone",
+        help="do not make the second host device (no two-device variants); to check that "
+        "it leaves the single-device figures alone",
     )
     args = parser.parse_args(argv)
     record = bench(QUICK if args.quick else FULL)
     record["quick"] = args.quick
-    if args.out is not None or not args.quick:
+    if args.out is not None or not (args.quick or args.one_device):
         print(f"wrote {write_result('lstm_train_step', record, args.out)}")
     print_table(
         "LSTM training step (float32)" + (" — quick" if args.quick else ""),
         {"lstm_train_step": record},
     )
-    if "with_xla_flags" in record:
-        flagged = record["with_xla_flags"]
+    for name, v in record["variants"].items():
         print(
-            f"with XLA flags ({DEVICES} devices): ratio {flagged['ratio']:.3g}×, "
-            f"target met: {flagged['target_met']}"
+            f"torch / {name}: {v['ratio']:.3g}×  ({1e3 * v['diffdyn_median_s']:.3g} ms, "
+            f"compile {v['diffdyn_compile_s']:.2g} s, target met: {v['target_met']})"
         )
-    for name, ratio in record["diagnostics"]["ratio_torch_over"].items():
-        print(f"torch / {name}: {ratio:.3g}×  ({record['diagnostics']['median_s'][name]:.4g} s)")
+    print(f"torch: {1e3 * record['peer_median_s']:.3g} ms")
+    one = record["diagnostics"]["ratio_torch_1_thread_over_core"]
+    print(f"torch on 1 thread / diffdyn_core: {one:.3g}×")
     print(f"agreement: {record['agreement']}")
+    for name, check in record["agreement_core"].items():
+        print(f"agreement {name} (core vs hand-written, {check['steps']} steps): {check}")
 
 
 if __name__ == "__main__":
