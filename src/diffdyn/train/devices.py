@@ -12,9 +12,9 @@ import jax
 
 from ..errors import DiffdynError
 
-# Measured on 2 cores (bench/lstm_train_step.py, B=32): a batch split over 2 host devices
-# ran an LSTM training step 1.4x faster than one device; one device stays the default for a
-# library call, where the caller may already have started JAX.
+# Measured on 2 cores (bench/train_devices.py, `diffdyn train --system lorenz63`): 2 host
+# devices ran the lstm forecaster 1.13x and the transformer 1.38x as fast as one, but the small
+# tdnn step at 0.51x; no count is fastest for every model, so one device is the default.
 DEFAULT_DEVICES = 1
 
 
