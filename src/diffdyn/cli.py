@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -24,7 +25,7 @@ from . import __version__
 from .compare import export_csv, read_leaderboards, run_compare, write_report
 from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, DEFAULT_WORKERS, choose_datasets
 from .data.io import check_series_path, write_series
-from .errors import DiffdynError
+from .errors import DiffdynError, Terminated
 from .files import check_output_path
 from .options import merge_options, parse_assignments, parse_budget, parse_list
 from .plot import (
@@ -67,8 +68,27 @@ def _fail(message: str, status: int = 2) -> NoReturn:
     sys.exit(status)
 
 
+class _Stopped(Exception):
+    """Ctrl-C or SIGTERM, carried past Typer (which would turn it into a silent exit 130)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 class _OneLineErrors(TyperGroup):
     """The command group, answering bad input with one line on stderr and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            what = "stopped by SIGTERM" if terminated else "interrupted"
+            hint = _RESUME_HINTS.get(ctx.invoked_subcommand or "", "")
+            raise _Stopped(
+                f"{what}; nothing half-written was left{hint}.", 143 if terminated else 130
+            ) from exc
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
@@ -80,8 +100,8 @@ class _OneLineErrors(TyperGroup):
             _fail(exc.format_message(), exc.exit_code)
         except DiffdynError as exc:
             _fail(str(exc))
-        except typer.Abort:
-            _fail("interrupted.", 130)
+        except _Stopped as exc:
+            _fail(str(exc), exc.status)
         if not standalone_mode:
             return status
         sys.exit(status if isinstance(status, int) else 0)
@@ -106,8 +126,27 @@ def _console() -> Console:
     return console
 
 
+_RESUME_HINTS = {
+    "train": "; the same command with --resume continues from the last checkpoint",
+    "compare": "; the same command again resumes the grid",
+}
+
+
+def _terminate(signum, frame) -> NoReturn:
+    raise Terminated()
+
+
 def main() -> None:
-    """The `diffdyn` console script."""
+    """The `diffdyn` console script.
+
+    Exit statuses: 0 done; 2 bad input (one line on stderr, nothing written); 3 a `compare`
+    grid finished but some cells failed (each failure is recorded with its reason); 130
+    interrupted by Ctrl-C; 143 stopped by SIGTERM. Interrupted work leaves no temporary file
+    and resumes where it stopped.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    # A background job starts with SIGINT ignored; `kill -INT` should stop it all the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app(prog_name="diffdyn")
 
 

@@ -6,6 +6,11 @@ sentence on stderr and exits with status 2; it never shows a traceback for them.
 """
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is (the CLI installs the handler), so that the same
+    cleanup as for Ctrl-C runs: temporary files removed, checkpoints and stores left whole."""
+
+
 class DiffdynError(ValueError):
     """Bad input, bad configuration or a failed computation the user can act on."""
 
