@@ -1,12 +1,15 @@
-"""Command-line text → typed values: `NAME=VALUE` assignments, durations and lists.
+"""Command-line text → typed values: `NAME=VALUE` assignments, numbers, durations and lists.
 
-The one place where the text a user types becomes numbers and names, so `diffdyn train`,
-`diffdyn task` and `diffdyn compare` read `--budget 5m` or `-p hidden=64` the same way and
-reject bad text with the same sentence.
+The one place where the text a user types becomes numbers and names, and where numbers are
+checked (finite, in range, whole where they must be), so `diffdyn train`, `diffdyn task` and
+`diffdyn compare` read `--budget 5m` or `-p hidden=64` the same way and reject bad text with
+the same sentence. Library functions check the numbers they are given with `check_number`
+too, so a value from Python meets the same rules as one typed on the command line.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -15,6 +18,62 @@ from .errors import DiffdynError
 
 _BUDGET = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
 _SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+# Whole numbers a user gives (sizes, counts, seeds) stay far below what indexes overflow at.
+MAX_INT = 2**31 - 1
+
+
+def check_number(
+    label: str,
+    value: Any,
+    *,
+    whole: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> Any:
+    """Return `value` (text or a number) as a float, or as an int when `whole`, after checking
+    that it is finite and within `low <= value <= high`, `above < value < below` (each bound
+    optional); whole numbers are also bounded by `MAX_INT`. Otherwise raise `DiffdynError`
+    with one sentence naming `label` (e.g. `"training option clip"`, `"--seed"`).
+
+    **Example:** `check_number("--rtol", "1e-6", above=0)  # 1e-06`
+    """
+    try:
+        number = float(value) if not isinstance(value, int) or isinstance(value, bool) else value
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if isinstance(value, bool) or number is None or not math.isfinite(number):
+        kind = "a whole number" if whole else "a finite number"
+        raise DiffdynError(f"{label} must be {kind}; got {value!r}.")
+    if whole:
+        if number != int(number):
+            raise DiffdynError(f"{label} must be a whole number; got {value!r}.")
+        number = int(number)
+        high = MAX_INT if high is None else min(high, MAX_INT)
+        low = -MAX_INT if low is None else low
+    inside = (
+        (low is None or number >= low)
+        and (above is None or number > above)
+        and (high is None or number <= high)
+        and (below is None or number < below)
+    )
+    if not inside:
+        want = [f"at least {_bound(low)}"] if low is not None else []
+        if above is not None:
+            want.append("positive" if above == 0 else f"above {_bound(above)}")
+        if high is not None:
+            want.append(f"at most {_bound(high)}")
+        if below is not None:
+            want.append(f"below {_bound(below)}")
+        raise DiffdynError(f"{label} must be {' and '.join(want)}; got {value!r}.")
+    return number
+
+
+def _bound(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, str]:

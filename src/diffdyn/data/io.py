@@ -505,6 +505,7 @@ def _is_number(text: str) -> bool:
 
 
 _Parsed = tuple[np.ndarray, int | None, str | None]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _parse_numbers(raw: np.ndarray) -> _Parsed:
@@ -524,7 +525,9 @@ def _parse_numbers(raw: np.ndarray) -> _Parsed:
                     failed[i] = True
     else:
         return np.full(raw.shape, np.nan), 0, f"the column holds {raw.dtype} values, not numbers"
-    bad = failed | ~np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        # Models compute in float32: a value beyond its range would become infinite there.
+        bad = failed | ~(np.abs(values) <= FLOAT32_MAX)
     if not bad.any():
         return values, None, None
     i = int(np.argmax(bad))
@@ -539,6 +542,11 @@ def _describe(cell: Any, value: float, failed: bool, expected: str) -> str:
         return f"{text!r} is not {expected}"
     if np.isnan(value):
         return f"the value {text!r} is NaN (missing)"
+    if np.isfinite(value):
+        return (
+            f"the value {text!r} is beyond the range of float32 (±{FLOAT32_MAX:.3g}), which "
+            "models compute in"
+        )
     return f"the value {text!r} is infinite"
 
 

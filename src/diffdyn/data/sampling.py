@@ -94,3 +94,52 @@ def sampling_report(
     # For regular sampling the mean step, free of the rounding in single steps, is the step.
     step = (t[-1] - t[0]) / (t.shape[0] - 1) if regular else median
     return SamplingReport(regular=regular, dt=float(f"{step:.{digits}g}"), gaps=gaps)
+
+
+# What a command does with an irregularly sampled file (`--irregular`).
+IRREGULAR = ("refuse", "resample", "proceed")
+
+
+def regularise(series, policy: str = "refuse", *, name: str = "the series"):
+    """A regularly sampled version of `series` (a `Series`), following `policy`.
+
+    A regular series is returned as it is. Otherwise: `"refuse"` raises `DataError` with the
+    sampling report and the two ways on; `"resample"` interpolates linearly onto the median
+    step (`resample`); `"proceed"` keeps the rows as they are and treats them as equally
+    spaced at the median step (a gap then counts as one step), noted in the metadata.
+    """
+    if policy not in IRREGULAR:
+        raise DataError(f"--irregular must be one of {', '.join(IRREGULAR)}; got {policy!r}.")
+    if series.dt is not None:
+        return series
+    report = sampling_report(np.asarray(series.times))
+    if policy == "refuse":
+        raise DataError(
+            f"{name} has {report}; the models assume a regular step: pass --irregular "
+            f"resample (interpolate linearly onto step {report.dt:g}) or --irregular proceed "
+            "(treat the rows as equally spaced)."
+        )
+    if policy == "resample":
+        return resample(series, report.dt)
+    metadata = {**series.metadata, "irregular": f"{report}; rows treated as equally spaced"}
+    return series.replace(dt=report.dt, metadata=metadata)
+
+
+def resample(series, dt: float):
+    """`series` linearly interpolated onto `t0, t0 + dt, …` up to its last time."""
+    times = np.asarray(series.times, np.float64)
+    count = int(np.floor((times[-1] - times[0]) / dt + 1e-9)) + 1
+    grid = times[0] + dt * np.arange(count)
+
+    def interpolate(values):
+        values = np.asarray(values, np.float64)
+        return np.stack([np.interp(grid, times, values[:, j]) for j in range(values.shape[1])], 1)
+
+    exog = None if series.exog is None else interpolate(series.exog)
+    metadata = {
+        **series.metadata,
+        "resampled": f"linearly onto step {dt:g} from {len(times)} rows",
+    }
+    return series.replace(
+        values=interpolate(series.values), times=grid, exog=exog, dt=float(dt), metadata=metadata
+    )

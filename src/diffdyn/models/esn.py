@@ -29,6 +29,7 @@ from ..nn.ridge import (
     parse_ridge,
     ridge_regression,
 )
+from ..resources import check_memory
 from .base import AbstractForecaster
 from .registry import ModelSpec, register_model
 
@@ -164,6 +165,12 @@ class ESN(AbstractForecaster):
 
         fan_in = max(1, round(connectivity * size))
         inputs = dim + exog_dim
+        # The readout's normal equations (size × size, float64) dominate; then the reservoir.
+        check_memory(
+            8.0 * size * size + 24.0 * size * fan_in,
+            f"esn with size={size}",
+            "give a smaller -p size=N (500–5000 is usual).",
+        )
         offset, weight, input_weight, bias = _draw_reservoir(
             key, size, fan_in, inputs, float(input_scaling)
         )

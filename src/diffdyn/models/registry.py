@@ -6,9 +6,12 @@ import dataclasses
 import inspect
 from typing import Any
 
+import equinox as eqx
 import jax
 
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
+from ..options import check_number
+from ..resources import check_training_memory, parameter_count
 from .base import AbstractForecaster
 
 
@@ -71,31 +74,30 @@ def resolve_hyperparameters(name: str, overrides: dict[str, Any]) -> dict[str, A
     return out
 
 
+# Whole-number hyperparameters (sizes, counts, lengths) above this cannot be trained on any
+# machine, and shapes built from them would overflow XLA's size arithmetic.
+MAX_SIZE = 2**24
+
+
 def convert_hyperparameter(model: str, key: str, raw: Any, default: Any) -> Any:
     """`raw` (often text from the command line) as the type of `default`, or one-sentence error.
 
-    Booleans accept true/false/1/0/yes/no; integers accept "64" and "64.0" but not "64.5".
+    Booleans accept true/false/1/0/yes/no; integers accept "64" and "64.0" but not "64.5", and
+    lie in [0, `MAX_SIZE`]; floats must be finite and not negative (no built-in model has a
+    negative hyperparameter); the model's constructor checks its own narrower ranges.
     """
-    try:
-        if isinstance(default, bool):
-            if isinstance(raw, str):
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(raw)
-                return raw.lower() in ("true", "1", "yes")
-            return bool(raw)
-        if isinstance(default, int):
-            value = float(raw)
-            if value != int(value):
-                raise ValueError(raw)
-            return int(value)
-        if isinstance(default, float):
-            return float(raw)
-        return str(raw)
-    except (TypeError, ValueError):
-        kind = type(default).__name__
-        raise DiffdynError(
-            f"hyperparameter {key} of model {model} must be a {kind}; got {raw!r}."
-        ) from None
+    label = f"hyperparameter {key} of model {model}"
+    if isinstance(default, bool):
+        if isinstance(raw, str) and raw.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return raw.lower() in ("true", "1", "yes")
+        if isinstance(raw, bool):
+            return raw
+        raise DiffdynError(f"{label} must be true or false; got {raw!r}.")
+    if isinstance(default, int):
+        return check_number(label, raw, whole=True, low=0, high=MAX_SIZE)
+    if isinstance(default, float):
+        return check_number(label, raw, low=0)
+    return str(raw)
 
 
 def build_model(
@@ -129,7 +131,34 @@ def build_model(
         raise DiffdynError(f"the sampling step dt must be positive; got {dt}.")
     if "dt" in inspect.signature(spec.cls.__init__).parameters:
         params["dt"] = float(dt)
+
+    if not isinstance(key, jax.core.Tracer):
+        check_model_size(name, dim, exog_dim, params)
     return spec.cls(dim, exog_dim, key=key, **spec.fixed, **params)  # pyright: ignore[reportCallIssue]
+
+
+def check_model_size(name: str, dim: int, exog_dim: int, hyperparameters: dict[str, Any]) -> None:
+    """Refuse (one sentence with the estimate) a model whose training state would not fit in
+    this machine's memory, counting its parameters abstractly (`eqx.filter_eval_shape`:
+    nothing is allocated) — instead of an out-of-memory kill or an abort while allocating.
+    `hyperparameters` are resolved ones (`resolve_hyperparameters`)."""
+    spec = model_spec(name)
+    params = dict(hyperparameters)
+
+    def construct():
+        key = jax.random.key(0)
+        return spec.cls(dim, exog_dim, key=key, **spec.fixed, **params)  # pyright: ignore[reportCallIssue]
+
+    try:
+        abstract = eqx.filter_eval_shape(construct)
+    except jax.errors.TracerArrayConversionError:
+        return  # drawn on the host (the ESN), which checks its own size before drawing
+    given = ", ".join(f"{k}={v}" for k, v in params.items() if isinstance(v, int))
+    check_training_memory(
+        parameter_count(abstract),
+        f"model {name} ({given or 'defaults'})",
+        "give smaller hyperparameters with -p NAME=VALUE.",
+    )
 
 
 def _load_builtin() -> None:

@@ -17,6 +17,8 @@ from jaxtyping import Array, ArrayLike, PRNGKeyArray
 
 from ..data.series import Series
 from ..errors import DiffdynError, SimulationError, UnknownNameError, did_you_mean
+from ..options import MAX_INT, check_number
+from ..resources import check_memory
 from .base import AbstractSystem
 from .flow import AbstractFlow
 
@@ -169,9 +171,7 @@ def simulate(
     steps = system.default_steps if steps is None else steps
     if isinstance(steps, float) and steps != int(steps):
         raise DiffdynError(f"steps must be a whole number; got {steps}.")
-    steps = int(steps)
-    if steps < 2:
-        raise DiffdynError(f"steps must be at least 2; got {steps}.")
+    steps = check_number("steps", steps, whole=True, low=2)
     transient = float(system.default_transient if transient is None else transient)
     if transient < 0 or not math.isfinite(transient):
         raise DiffdynError(f"transient must be a non-negative duration; got {transient}.")
@@ -197,14 +197,24 @@ def simulate(
             f"y0 for {name} must have {len(variables)} values ({', '.join(variables)}), or "
             f"shape [batch, {len(variables)}] for a batch; got shape {tuple(y0.shape)}."
         )
+    if _concrete(y0):
+        batch = y0.shape[0] if y0.ndim == 2 else 1
+        saved = float(steps) * batch * (len(variables) + len(system.exog_variables) + 1)
+        check_memory(
+            saved * 4 * 4, f"simulating {steps} samples of {name}", "ask for fewer steps."
+        )
     if key is not None:
         exog_key, noise_key = jax.random.split(key)
     else:
         exog_key = noise_key = None
 
     if isinstance(system, AbstractFlow):
+        for label, tolerance in (("rtol", rtol), ("atol", atol)):
+            if isinstance(tolerance, (int, float)):
+                check_number(label, tolerance, above=0, below=1)
         if max_steps is None:
-            max_steps = 4096 + 256 * (steps + int(transient / dt))
+            # Diffrax counts steps in int32.
+            max_steps = min(4096 + 256 * (steps + int(transient / dt)), MAX_INT)
         # Times and tolerances are passed as arrays so that new values do not recompile.
         times, states, max_steps_hit, t_stopped = _solve_flow(
             system,

@@ -6,8 +6,24 @@ import dataclasses
 from typing import Any
 
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
+from ..options import check_number
 
 STRATEGIES = ("teacher", "free", "curriculum")
+# The range of each numeric option, as `check_number` keywords.
+RANGES: dict[str, dict[str, Any]] = {
+    "context": {"whole": True, "low": 1},
+    "horizon": {"whole": True, "low": 1},
+    "epochs": {"whole": True, "low": 1},
+    "batch_size": {"whole": True, "low": 1},
+    "stride": {"whole": True, "low": 1},
+    "patience": {"whole": True, "low": 0},
+    "max_failures": {"whole": True, "low": 0},
+    "learning_rate": {"above": 0},
+    "clip": {"above": 0},
+    "weight_decay": {"low": 0},
+    "warmup": {"low": 0, "below": 1},
+    "validation": {"low": 0, "below": 0.9},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +63,10 @@ class TrainConfig:
     max_failures: int = 5
 
     def __post_init__(self):
-        for name in ("context", "horizon", "epochs", "batch_size", "stride", "max_failures"):
+        for name, bounds in RANGES.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (0 if name == "max_failures" else 1):
-                raise DiffdynError(f"{name} must be a positive whole number; got {value!r}.")
+            checked = check_number(f"training option {name}", value, **bounds)
+            object.__setattr__(self, name, checked)
         if self.strategy not in STRATEGIES:
             raise DiffdynError(
                 f"unknown training strategy {self.strategy!r}; choose one of "
@@ -58,14 +74,6 @@ class TrainConfig:
             )
         if self.schedule not in ("constant", "cosine"):
             raise DiffdynError(f"schedule must be 'constant' or 'cosine'; got {self.schedule!r}.")
-        if not self.learning_rate > 0:
-            raise DiffdynError(f"learning_rate must be positive; got {self.learning_rate}.")
-        if not 0 <= self.warmup < 1:
-            raise DiffdynError(f"warmup must be a fraction in [0, 1); got {self.warmup}.")
-        if not 0 <= self.validation < 0.9:
-            raise DiffdynError(
-                f"validation must be a fraction in [0, 0.9); got {self.validation}."
-            )
 
     @classmethod
     def from_options(cls, base: dict[str, Any] | None = None, **options: Any) -> TrainConfig:
@@ -81,21 +89,10 @@ class TrainConfig:
                         f"no training option {key!r} (options: {', '.join(fields)})."
                         f"{did_you_mean(key, list(fields))}"
                     )
-                default = fields[key].default
-                try:
-                    if isinstance(default, int) and not isinstance(default, bool):
-                        value = float(raw)
-                        if value != int(value):
-                            raise ValueError
-                        values[key] = int(value)
-                    elif isinstance(default, float):
-                        values[key] = float(raw)
-                    else:
-                        values[key] = str(raw)
-                except (TypeError, ValueError):
-                    raise DiffdynError(
-                        f"training option {key} must be a {type(default).__name__}; got {raw!r}."
-                    ) from None
+                if key in RANGES:
+                    values[key] = check_number(f"training option {key}", raw, **RANGES[key])
+                else:
+                    values[key] = str(raw)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
