@@ -11,9 +11,10 @@ import numpy as np
 
 from ..data.scale import Scaler
 from ..data.series import Series
-from ..errors import DataError, DiffdynError
+from ..errors import DataError
 from ..metrics import nrmse, smape, valid_prediction_time
 from ..models.base import AbstractForecaster
+from ..options import check_number
 from . import checkpoint
 from .data_source import (
     DataSource,
@@ -41,8 +42,7 @@ def evaluate_trained(
     starts: int = 50,
 ) -> Evaluation:
     """`evaluate_model` for a model in memory with its description (`model.json` content)."""
-    if not threshold > 0:
-        raise DiffdynError(f"the threshold ε must be positive; got {threshold}.")
+    threshold = check_number("the threshold ε (--threshold)", threshold, above=0)
     context = int(sidecar["training"]["context"])
     part, held_out = evaluation_part(model_part(series, sidecar), source, sidecar, context)
     scaler = Scaler.from_dict(sidecar["scaler"])
