@@ -357,6 +357,27 @@ CASES = [
     ("task-param", "task copy --model lstm -p hidden=1e9 --steps 1", ["hidden"]),
     ("task-out-exists", "task copy --steps 1 -o {r}/out/existing.json", ["already exists"]),
     ("task-budget", "task copy --budget -5", ["--budget"]),
+    # -- compare (more in test_contract_compare.py) ---------------------------------------
+    (
+        "compare-threshold-inf",
+        "compare --systems henon --models persistence --threshold inf -o {r}/out/c",
+        ["threshold"],
+    ),
+    (
+        "compare-irregular",
+        "compare --data {r}/gap.csv --models persistence -o {r}/out/c",
+        ["irregular sampling"],
+    ),
+    (
+        "compare-irregular-choice",
+        "compare --data {r}/good.csv --models persistence --irregular maybe -o {r}/out/c",
+        ["--irregular"],
+    ),
+    (
+        "compare-lyapunov-nan",
+        "compare --systems henon --models persistence --lyapunov-exponent nan -o {r}/out/c",
+        ["lyapunov"],
+    ),
     # -- results -----------------------------------------------------------------------------
     ("results-file", "results {r}/good.csv", ["good.csv"]),
     ("results-empty-folder", "results {r}/out", ["out"]),
@@ -383,6 +404,14 @@ def test_irregular_file_can_be_resampled_or_taken_as_it_is(place, tmp_path):
         assert scored.exit_code == 0, scored.stderr
         # The held-out end of the same (regularised) file is recognised.
         assert "held-out end" in scored.stdout
+
+
+def test_compare_resamples_an_irregular_file_when_asked(place, tmp_path):
+    out = tmp_path / "c"
+    result = run("compare", "--data", place / "gap.csv", "--models", "persistence",
+                 "--irregular", "resample", "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert (out / "results.sqlite").exists()
 
 
 def test_evaluate_replaces_its_own_default_file_and_an_explicit_one_with_force(place, tmp_path):

@@ -11,6 +11,27 @@ class Terminated(KeyboardInterrupt):
     cleanup as for Ctrl-C runs: temporary files removed, checkpoints and stores left whole."""
 
 
+_terminating = False
+
+
+def terminate(signum=None, frame=None):
+    """The SIGTERM handler: note the request, then raise `Terminated`.
+
+    Python drops an exception raised while a garbage-collection callback runs (JAX has one),
+    so the request is also noted: long loops call `stop_if_terminated` between steps, which
+    raises again if the first exception was lost.
+    """
+    global _terminating
+    _terminating = True
+    raise Terminated()
+
+
+def stop_if_terminated() -> None:
+    """Raise `Terminated` if SIGTERM arrived and its exception was lost (see `terminate`)."""
+    if _terminating:
+        raise Terminated()
+
+
 class DiffdynError(ValueError):
     """Bad input, bad configuration or a failed computation the user can act on."""
 

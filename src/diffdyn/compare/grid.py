@@ -6,23 +6,37 @@ system, or the held-out end of a user's file) and is written to the results stor
 transaction, with what the report draws: the forecast from the first start point against the
 truth, and an attention model's alignment on that window. A rerun skips finished cells; a cell
 that raises becomes a `failed` row with its reason and the grid goes on.
+
+Everything a request gives is checked before any cell runs or any folder is made: names,
+numbers, and every data file, read with the reader `diffdyn train` uses and held to the
+length training needs. A cell is recognised by its request, data content included (a hash of
+the file's bytes), so a changed file is run again. One process at a time writes a run folder
+(`files.folder_lock`); Ctrl-C or SIGTERM stops the worker processes and removes the model
+folders of the cells in flight, so the same command resumes the grid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import shutil
+import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DiffdynError, UnknownNameError, did_you_mean
+from ..data.sampling import check_irregular
+from ..data.split import held_out_start
+from ..errors import DataError, DiffdynError, UnknownNameError, did_you_mean, stop_if_terminated
+from ..files import folder_lock
 from ..models.registry import MODELS, model_spec
+from ..options import check_number
 from ..systems.registry import SYSTEMS
 from ..train import (
     DataSource,
@@ -33,7 +47,9 @@ from ..train import (
     load_data,
     train_model,
 )
+from ..train.data_source import TEST_FRACTION
 from ..train.devices import use_devices
+from ..train.training import check_train_request
 from .store import STORE_FILE, ResultsStore
 
 DEFAULT_SYSTEMS = ("lorenz63", "mackey-glass")
@@ -54,7 +70,9 @@ FORECAST, ATTENTION = "forecast", "attention"  # the artifacts of a cell
 @dataclasses.dataclass(frozen=True)
 class CompareSummary:
     """What `run_compare` did: the `store` file, the grid's `cells`, how many `ran` now,
-    were `skipped` (finished before) and `failed`, in `seconds` of wall-clock time."""
+    were `skipped` (finished before) and `failed` (of those run now), in `seconds` of
+    wall-clock time; `failed_cells`: every cell of the grid recorded as failed, now or in an
+    earlier run, as (dataset, model, seed)."""
 
     store: Path
     cells: int
@@ -62,44 +80,67 @@ class CompareSummary:
     skipped: int
     failed: int
     seconds: float
+    failed_cells: tuple[tuple[str, str, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "store": str(self.store)}
 
 
-def choose_datasets(systems: Sequence[str] | None, files: Sequence[str | Path]) -> list[str]:
-    """The datasets of a grid: the systems named, then the files (which must exist); neither
-    given → `DEFAULT_SYSTEMS`."""
+def choose_datasets(
+    systems: Sequence[str] | None, files: Sequence[str | Path]
+) -> list[str | Path]:
+    """The datasets of a grid: the systems named (which must be built-in), then the files
+    (which must exist, as `Path`s); neither given → `DEFAULT_SYSTEMS`."""
     for path in files:
         if not Path(path).is_file():
-            raise DiffdynError(f"--data {path}: no such file.")
-    chosen = list(DEFAULT_SYSTEMS) if systems is None and not files else list(systems or [])
-    return chosen + [str(p) for p in files]
+            raise DataError(f"--data {path}: no such file; check the path.")
+    if systems is not None and not systems and not files:
+        raise DiffdynError(
+            "no system names given in --systems; give names such as lorenz63,henon "
+            "(`diffdyn systems` lists them), or --data FILE."
+        )
+    for name in systems or []:
+        if name not in SYSTEMS:
+            raise UnknownNameError(
+                f"unknown system {name!r} in --systems.{did_you_mean(name, list(SYSTEMS))} "
+                "Run `diffdyn systems` to list them; give your own files with --data FILE."
+            )
+    chosen: list[str | Path] = (
+        list(DEFAULT_SYSTEMS) if systems is None and not files else list(systems or [])
+    )
+    return chosen + [Path(p) for p in files]
 
 
 def resolve_models(models: Sequence[str]) -> list[str]:
     """`["all"]` → every registered model (sorted); otherwise the names, checked."""
     model_spec("persistence")  # loads the built-in registry
+    models = [models] if isinstance(models, str) else list(models)
+    if not [m for m in models if m.strip()]:
+        raise DiffdynError(
+            "no model names given; give --models all, or names such as persistence,ngrc "
+            "(`diffdyn models` lists them)."
+        )
     names: list[str] = []
     for name in models:
         if name == "all":
             names.extend(sorted(MODELS))
         else:
             names.append(model_spec(name).name)
-    if not names:
-        raise DiffdynError("give at least one model (or all).")
     return list(dict.fromkeys(names))
 
 
-def resolve_datasets(datasets: Sequence[str]) -> list[dict[str, str]]:
-    """System names and file paths → `[{"name", "kind", "ref"}]`; unknown ones raise."""
+def resolve_datasets(datasets: Sequence[str | Path]) -> list[dict[str, str]]:
+    """System names and file paths (a `Path` is always a file) → `[{"name", "kind", "ref"}]`;
+    unknown ones raise."""
     out: list[dict[str, str]] = []
     for item in datasets:
-        if item in SYSTEMS:
+        if not isinstance(item, Path) and item in SYSTEMS:
             out.append({"name": item, "kind": "system", "ref": item})
         elif Path(item).is_file():
             path = Path(item).resolve()
             out.append({"name": path.name, "kind": "file", "ref": str(path)})
+        elif isinstance(item, Path):
+            raise DataError(f"--data {item}: no such file; check the path.")
         else:
             raise UnknownNameError(
                 f"{item!r} is neither a built-in system nor a file."
@@ -111,6 +152,72 @@ def resolve_datasets(datasets: Sequence[str]) -> list[dict[str, str]]:
     if len(set(names)) != len(names):
         raise DiffdynError(f"the datasets repeat a name ({', '.join(names)}); give each once.")
     return out
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (16 hex digits): the content a file cell is recognised by."""
+    try:
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()[:16]
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror or error}.") from None
+
+
+def check_datasets(datasets: list[dict[str, str]], models: list[str]) -> None:
+    """Read every data file of a grid as `diffdyn train` does (`load_data`) and check it is
+    long enough for every model's training window (context + horizon + 1 rows after its last
+    `TEST_FRACTION` is held out for scoring, as training holds it out); record its content
+    hash in `dataset["content"]`. Systems get `"content": "system"`.
+
+    **Raises** `DataError` naming the file: unreadable, not numbers, ragged, NaN, unsorted
+    time, too short.
+    """
+    needs: dict[str, int] = {}
+    for dataset in datasets:
+        if dataset["kind"] != "file":
+            dataset["content"] = "system"
+            continue
+        content = file_digest(dataset["ref"])
+        series, _ = load_data(data=dataset["ref"], irregular=dataset.get("irregular", "refuse"))
+        if not needs:  # each model's training window, as training checks it
+            for model in models:
+                _, config = check_train_request(model, None)
+                needs[model] = config.context + config.horizon + 1
+        rows = len(series)
+        train_rows = held_out_start(rows, TEST_FRACTION)
+        short = sorted((n, m) for m, n in needs.items() if train_rows < n)
+        if short:
+            raise DataError(
+                f"{dataset['ref']} has {rows} rows: holding out the last "
+                f"{TEST_FRACTION:.0%} for scoring leaves {train_rows} for training, fewer than "
+                "one training window (context + horizon + 1 rows) of "
+                f"{', '.join(f'{m} ({n})' for n, m in short)}; give a longer series, or leave "
+                f"{'that model' if len(short) == 1 else 'those models'} out of --models."
+            )
+        dataset["content"] = content
+
+
+def cell_request(
+    dataset: dict[str, str],
+    model: str,
+    seed: int,
+    budget_per_model: float,
+    threshold: float,
+    lyapunov_exponent: float | None,
+) -> dict[str, Any]:
+    """Everything a cell's result depends on: what the store recognises it by."""
+    return {
+        "dataset": dataset["name"],
+        "kind": dataset["kind"],
+        "ref": dataset["ref"],
+        "content": dataset["content"],
+        **({"irregular": dataset["irregular"]} if "irregular" in dataset else {}),
+        "model": model,
+        "seed": seed,
+        "budget_per_model": budget_per_model,
+        "threshold": threshold,
+        "lyapunov_exponent": lyapunov_exponent,
+    }
 
 
 def compare_config(
@@ -174,7 +281,7 @@ def _reason(error: BaseException) -> str:
 
 def run_compare(
     out_dir: str | Path,
-    datasets: Sequence[str] = DEFAULT_SYSTEMS,
+    datasets: Sequence[str | Path] = DEFAULT_SYSTEMS,
     models: Sequence[str] = DEFAULT_MODELS,
     *,
     seeds: int = 1,
@@ -185,6 +292,7 @@ def run_compare(
     on_cell: Callable[[str, str, int, dict[str, Any]], None] | None = None,
     devices: int | None = None,
     workers: int = 1,
+    irregular: str = "refuse",
 ) -> CompareSummary:
     """Run (or resume) a comparison grid in `out_dir`; return a summary.
 
@@ -194,8 +302,17 @@ def run_compare(
     it changes speed, not results (to float32 rounding), so it is not part of the
     configuration a resumed run is checked against.
 
-    `datasets` are built-in system names or data files; `models` names or `"all"`. Results go
-    to `out_dir/results.sqlite`; trained models to `out_dir/models/DATASET/MODEL-seedN`.
+    `datasets` are built-in system names or data files (a `Path` is always a file); `models`
+    names or `"all"`. Results go to `out_dir/results.sqlite`; trained models to
+    `out_dir/models/DATASET/MODEL-seedN`.
+
+    Before any cell runs or `out_dir` is made, every name and number is checked and every
+    data file is read (`check_datasets`). A cell counts as finished while its request — data
+    content (a hash of the file's bytes), model, seed, budget, threshold, λ₁ — is the one
+    recorded; the cells of a file whose content changed are deleted and run again. The folder
+    is locked for the run (`files.folder_lock`: a second process is refused). On
+    `KeyboardInterrupt` (Ctrl-C; SIGTERM under the CLI) the worker processes are stopped and
+    the model folders of the unfinished cells removed; every recorded cell stays.
 
     **Example:**
 
@@ -211,35 +328,46 @@ def run_compare(
         raise DiffdynError(f"--seeds must be at least 1; got {seeds}.")
     if workers < 1:
         raise DiffdynError(f"--workers must be at least 1; got {workers}.")
-    if not budget_per_model > 0:
-        raise DiffdynError(f"the budget per model must be positive; got {budget_per_model}.")
-    if not threshold > 0:
-        raise DiffdynError(f"the threshold must be positive; got {threshold}.")
-    if lyapunov_exponent is not None and not lyapunov_exponent > 0:
-        raise DiffdynError(f"--lyapunov-exponent must be positive; got {lyapunov_exponent}.")
+    check_number("the budget per model", budget_per_model, above=0)
+    check_number("--threshold", threshold, above=0)
+    if lyapunov_exponent is not None:
+        check_number("--lyapunov-exponent", lyapunov_exponent, above=0)
+    check_irregular(irregular)
     names = resolve_models(models)
     sets = resolve_datasets(datasets)
+    for dataset in sets:
+        if dataset["kind"] == "file" and irregular != "refuse":
+            dataset["irregular"] = irregular
+    check_datasets(sets, names)  # every file read and checked before any folder is made
     out = check_run_folder(out_dir)
     config = compare_config(sets, names, seeds, budget_per_model, threshold, lyapunov_exponent)
     started = time.perf_counter()
-    with ResultsStore(out / STORE_FILE) as store:
+    cells = [(d, m, s) for d in sets for s in range(seeds) for m in names]
+    requests = {
+        (d["name"], m, s): cell_request(d, m, s, budget_per_model, threshold, lyapunov_exponent)
+        for d, m, s in cells
+    }
+    with folder_lock(out, "compare run"), ResultsStore(out / STORE_FILE) as store:
         store.claim(config)
-        done = store.finished()
-        cells = [(d, m, s) for d in sets for s in range(seeds) for m in names]
+        done = store.reconcile(requests)
         todo = [c for c in cells if (c[0]["name"], c[1], c[2]) not in done]
         failed = 0
-        with _Progress(len(cells), len(cells) - len(todo), enabled=progress) as bar:
-            jobs = [
-                (out, dataset, model, seed, budget_per_model, threshold, lyapunov_exponent,
-                 devices)
-                for dataset, model, seed in todo
-            ]  # fmt: skip
-            for (dataset, model, seed), (metrics, artifacts) in _cells(jobs, workers, bar):
+        jobs = [
+            (out, dataset, model, seed, budget_per_model, threshold, lyapunov_exponent, devices)
+            for dataset, model, seed in todo
+        ]
+        with (
+            _Progress(len(cells), len(cells) - len(todo), enabled=progress) as bar,
+            contextlib.closing(_cells(jobs, workers, bar)) as results,
+        ):
+            for (dataset, model, seed), (metrics, artifacts) in results:
                 failed += metrics.get("status") != "ok"
-                store.write_cell(dataset["name"], model, seed, metrics, artifacts)
+                key = (dataset["name"], model, seed)
+                store.write_cell(*key, metrics, artifacts, request=requests[key])
                 if on_cell is not None:
                     on_cell(dataset["name"], model, seed, metrics)
                 bar.advance()
+        recorded = store.cells()
         return CompareSummary(
             store=out / STORE_FILE,
             cells=len(cells),
@@ -247,10 +375,21 @@ def run_compare(
             skipped=len(cells) - len(todo),
             failed=failed,
             seconds=time.perf_counter() - started,
+            failed_cells=tuple(
+                key for key in requests if recorded.get(key, {}).get("status", "ok") != "ok"
+            ),
         )
 
 
 _CACHE: dict[Any, Any] = {}  # each process's simulated datasets (one system at a time)
+
+
+def _worker_started() -> None:
+    """Set up a spawned worker: Ctrl-C (SIGINT reaches every process of the terminal's group)
+    is the driver's to handle, and SIGTERM, how the driver stops a worker, ends it at once,
+    even inside compiled code; the driver then removes what its cell left."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _cell_job(out, dataset, model, seed, budget, threshold, lyapunov_exponent, devices):
@@ -264,36 +403,72 @@ def _cell_job(out, dataset, model, seed, budget, threshold, lyapunov_exponent, d
         return {"status": "failed", "reason": _reason(error)}, {}
 
 
-def _cells(jobs, workers: int, bar):
+def _cell_folder(out: Path, dataset: dict[str, str], model: str, seed: int) -> Path:
+    return out / MODELS_FOLDER / dataset["name"] / f"{model}-seed{seed}"
+
+
+def _cells(jobs, workers: int, bar) -> Generator[tuple[tuple, tuple[dict, dict]]]:
     """Yield `((dataset, model, seed), (metrics, artifacts))` for every job: in this process
     in order, or in `workers` spawned processes as they finish (the caller alone writes the
-    store, so a kill loses only the cells in flight)."""
+    store, so a kill loses only the cells in flight). Closed early (Ctrl-C, SIGTERM, an
+    error), it stops the workers and removes the model folders of the unfinished cells."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             bar.describe(f"{job[1]['name']} · {job[2]} · seed {job[3]}")
             yield (job[1], job[2], job[3]), _cell_job(*job)
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_started,
+    )
+    unfinished = list(jobs)
     try:
         futures = {pool.submit(_cell_job, *job): job for job in jobs}
         bar.describe(f"{len(jobs)} cells on {workers} worker processes")
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                raise DiffdynError(
-                    f"a worker process died while running {job[1]['name']} · {job[2]} (out of "
-                    "memory?); the finished cells are saved: run the same command again to "
-                    "resume, or use --workers 1."
-                ) from None
-            yield (job[1], job[2], job[3]), result
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            stop_if_terminated()  # a SIGTERM whose exception was lost (errors.terminate)
+            for future in done:
+                job = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise DiffdynError(
+                        f"a worker process died while running {job[1]['name']} · {job[2]} (out "
+                        "of memory?); the finished cells are saved: run the same command again "
+                        "to resume, or use --workers 1."
+                    ) from None
+                unfinished.remove(job)  # the caller records it (a recorded cell keeps its model)
+                yield (job[1], job[2], job[3]), result
+    except BaseException:  # KeyboardInterrupt, Terminated, GeneratorExit, an error
+        _stop_workers(pool)
+        for job in unfinished:
+            shutil.rmtree(_cell_folder(job[0], job[1], job[2], job[3]), ignore_errors=True)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: Any, grace: float = 10.0) -> None:
+    """Stop a process pool's workers now: SIGTERM, then, after `grace` seconds, SIGKILL for
+    any still running; wait for each."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(5)
 
 
 def check_run_folder(out_dir: str | Path) -> Path:
@@ -318,9 +493,16 @@ def check_run_folder(out_dir: str | Path) -> Path:
 
 def _data(dataset: dict[str, str], seed: int, fresh: bool, cache: dict) -> Any:
     if dataset["kind"] == "file":
-        key = (dataset["name"], -1)
+        key = (dataset["name"], dataset["content"])
         if key not in cache:
-            cache[key] = load_data(data=dataset["ref"])
+            if file_digest(dataset["ref"]) != dataset["content"]:
+                raise DataError(
+                    f"{dataset['ref']} changed while the grid ran; run the same command again "
+                    "to run its cells on the new content."
+                )
+            cache[key] = load_data(
+                data=dataset["ref"], irregular=dataset.get("irregular", "refuse")
+            )
         return cache[key]
     key = (dataset["name"], seed, fresh)
     if key not in cache:
@@ -340,11 +522,32 @@ def _run_cell(
     cache: dict,
     devices: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train and score one cell; return its metrics and its artifacts for the report."""
-    folder = out / MODELS_FOLDER / dataset["name"] / f"{model}-seed{seed}"
+    """Train and score one cell; return its metrics and its artifacts for the report. An
+    interrupted cell (Ctrl-C, SIGTERM) removes its model folder: a rerun trains it afresh."""
+    folder = _cell_folder(out, dataset, model, seed)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    if folder.exists():  # left by an interrupted cell
+    if folder.exists():  # left by a cell killed outright
         shutil.rmtree(folder)
+    try:
+        return _train_and_score(
+            folder, dataset, model, seed, budget, threshold, lyapunov_exponent, cache, devices
+        )
+    except KeyboardInterrupt:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _train_and_score(
+    folder: Path,
+    dataset: dict[str, str],
+    model: str,
+    seed: int,
+    budget: float,
+    threshold: float,
+    lyapunov_exponent: float | None,
+    cache: dict,
+    devices: int | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     series, source = _data(dataset, seed, False, cache)
     trained = train_model(
         series,

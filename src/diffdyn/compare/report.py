@@ -27,7 +27,7 @@ from ..files import atomic_write
 from ..plot import plot_attention, plot_forecast
 from ..train import Explanation, Forecast
 from .grid import ATTENTION, FORECAST, pooled_vpt
-from .store import STORE_FILE, ResultsStore
+from .store import STORE_FILE, ResultsStore, store_path
 
 FIGURES_FOLDER = "figures"
 
@@ -273,9 +273,9 @@ class Leaderboard:
 
 
 def read_leaderboards(run_dir: str | Path) -> list[Leaderboard]:
-    """The leaderboards of a compare run folder, one per dataset (what `diffdyn results`
-    prints)."""
-    with ResultsStore(Path(run_dir) / STORE_FILE, create=False) as store:
+    """The leaderboards of a compare run folder (or of its store file), one per dataset (what
+    `diffdyn results` prints); the store is opened read-only."""
+    with ResultsStore(store_path(run_dir), create=False) as store:
         boards = leaderboards(store)
     return [
         Leaderboard(dataset, *table_rows(rows), recommendation(dataset, rows))

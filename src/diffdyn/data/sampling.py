@@ -100,6 +100,13 @@ def sampling_report(
 IRREGULAR = ("refuse", "resample", "proceed")
 
 
+def check_irregular(policy: str) -> str:
+    """`policy` if it is one of `IRREGULAR`, else `DataError` naming the choices."""
+    if policy not in IRREGULAR:
+        raise DataError(f"--irregular must be one of {', '.join(IRREGULAR)}; got {policy!r}.")
+    return policy
+
+
 def regularise(series, policy: str = "refuse", *, name: str = "the series"):
     """A regularly sampled version of `series` (a `Series`), following `policy`.
 
@@ -108,8 +115,7 @@ def regularise(series, policy: str = "refuse", *, name: str = "the series"):
     step (`resample`); `"proceed"` keeps the rows as they are and treats them as equally
     spaced at the median step (a gap then counts as one step), noted in the metadata.
     """
-    if policy not in IRREGULAR:
-        raise DataError(f"--irregular must be one of {', '.join(IRREGULAR)}; got {policy!r}.")
+    check_irregular(policy)
     if series.dt is not None:
         return series
     report = sampling_report(np.asarray(series.times))
