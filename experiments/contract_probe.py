@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import random
 import signal
 import sqlite3
@@ -55,9 +54,7 @@ def snapshot(root: Path) -> dict[str, str]:
 def write_inputs(root: Path) -> dict[str, Path]:
     """The bad (and the good) files the probe hands to commands."""
     t = np.arange(1000) * 0.01
-    good = "time,x,y\n" + "".join(
-        f"{a:.2f},{math.sin(a)},{math.cos(2 * a)}\n" for a in t
-    )
+    good = "time,x,y\n" + "".join(f"{a:.2f},{math.sin(a)},{math.cos(2 * a)}\n" for a in t)
     lines = good.splitlines()
     files = {
         "good.csv": good,
@@ -79,12 +76,10 @@ def write_inputs(root: Path) -> dict[str, Path]:
         "duplicate-time.csv": "\n".join(lines[:500] + lines[499:]) + "\n",
         "duplicate-column.csv": "time,x,x\n" + "\n".join(lines[1:]) + "\n",
         "no-header-names.csv": ",,\n" + "\n".join(lines[1:]) + "\n",
-        "gap.csv": "time,x,y\n" + "".join(
-            f"{a + (40 if a >= 5 else 0):.2f},{math.sin(a)},{math.cos(a)}\n" for a in t
-        ),
-        "jitter.csv": "time,x,y\n" + "".join(
-            f"{a + 0.004 * math.sin(37 * a):.5f},{math.sin(a)},{math.cos(a)}\n" for a in t
-        ),
+        "gap.csv": "time,x,y\n"
+        + "".join(f"{a + (40 if a >= 5 else 0):.2f},{math.sin(a)},{math.cos(a)}\n" for a in t),
+        "jitter.csv": "time,x,y\n"
+        + "".join(f"{a + 0.004 * math.sin(37 * a):.5f},{math.sin(a)},{math.cos(a)}\n" for a in t),
         "dates-bad.csv": "date,x\n" + "".join(f"2020-13-{k:02d},1\n" for k in range(1, 40)),
         "short.csv": "time,x\n" + "".join(f"{k * 0.1:.1f},{k}\n" for k in range(15)),
         "constant-time.csv": "time,x\n" + "".join(f"0,{k}\n" for k in range(100)),
@@ -188,7 +183,15 @@ def cases(p: dict[str, Path], root: Path, model: Path, damaged: list[Path]) -> l
     train = ["train", "--data", str(good), "--model", "lstm", "-o", str(out_dir / "t")]
     evaluate = ["evaluate", str(model), "--data", str(good)]
     forecast = ["forecast", str(model), "--data", str(good), "-o", str(out_dir / "f.csv")]
-    compare = ["compare", "--systems", "henon", "--models", "persistence", "-o", str(out_dir / "c")]
+    compare = [
+        "compare",
+        "--systems",
+        "henon",
+        "--models",
+        "persistence",
+        "-o",
+        str(out_dir / "c"),
+    ]
     task = ["task", "copy", "--model", "lstm"]
     nonsense = ["nan", "inf", "-inf", "abc", "1e400"]
     numeric = {
@@ -241,10 +244,50 @@ def cases(p: dict[str, Path], root: Path, model: Path, damaged: list[Path]) -> l
         for value in values:
             found.append([*train, "-p", f"{key}={value}"])
     found += [
-        ["train", "--data", str(good), "--model", "esn", "-p", "size=1000000", "-o", str(out_dir / "t")],
-        ["train", "--data", str(good), "--model", "esn", "-p", "leak=-1", "-o", str(out_dir / "t")],
-        ["train", "--data", str(good), "--model", "ngrc", "-p", "ridge=-1", "-o", str(out_dir / "t")],
-        ["train", "--data", str(good), "--model", "transformer", "-p", "heads=3", "-o", str(out_dir / "t")],
+        [
+            "train",
+            "--data",
+            str(good),
+            "--model",
+            "esn",
+            "-p",
+            "size=1000000",
+            "-o",
+            str(out_dir / "t"),
+        ],
+        [
+            "train",
+            "--data",
+            str(good),
+            "--model",
+            "esn",
+            "-p",
+            "leak=-1",
+            "-o",
+            str(out_dir / "t"),
+        ],
+        [
+            "train",
+            "--data",
+            str(good),
+            "--model",
+            "ngrc",
+            "-p",
+            "ridge=-1",
+            "-o",
+            str(out_dir / "t"),
+        ],
+        [
+            "train",
+            "--data",
+            str(good),
+            "--model",
+            "transformer",
+            "-p",
+            "heads=3",
+            "-o",
+            str(out_dir / "t"),
+        ],
         ["compare", "--systems", "henon", "--models", "", "-o", str(out_dir / "c")],
         ["compare", "--systems", "henon", "--models", ",", "-o", str(out_dir / "c")],
         ["compare", "--systems", "henonn", "-o", str(out_dir / "c")],
@@ -267,7 +310,15 @@ def cases(p: dict[str, Path], root: Path, model: Path, damaged: list[Path]) -> l
     found += [
         ["train", "--data", str(good), "--model", "persistence", "-o", str(model)],
         ["train", "--data", str(good), "--model", "persistence", "-o", str(p["notes.txt"] / "m")],
-        ["train", "--data", str(good), "--model", "persistence", "-o", str(root / "nowhere" / "m")],
+        [
+            "train",
+            "--data",
+            str(good),
+            "--model",
+            "persistence",
+            "-o",
+            str(root / "nowhere" / "m"),
+        ],
         ["evaluate", str(model), "--data", str(good), "-o", str(model / "model.json")],
         ["evaluate", str(model), "--data", str(good), "-o", str(model / "model.eqx")],
         ["results", str(p["good.csv"])],
@@ -279,7 +330,16 @@ def cases(p: dict[str, Path], root: Path, model: Path, damaged: list[Path]) -> l
     for folder in damaged:
         found += [
             ["evaluate", str(folder), "--data", str(good)],
-            ["forecast", str(folder), "--data", str(good), "--steps", "5", "-o", str(out_dir / "f.csv")],
+            [
+                "forecast",
+                str(folder),
+                "--data",
+                str(good),
+                "--steps",
+                "5",
+                "-o",
+                str(out_dir / "f.csv"),
+            ],
         ]
     return found
 
@@ -317,12 +377,41 @@ def kill_round(kind: str, root: Path, rng: random.Random, index: int) -> dict:
     folder = root / f"kill-{kind}-{index}"
     base = [sys.executable, "-c", "from diffdyn.cli import main; main()"]
     if kind == "train":
-        command = [*base, "train", "--system", "lorenz63", "--steps", "2000", "--model", "lstm",
-                   "-p", "hidden=16", "--epochs", "3", "--option", "patience=0", "-o", str(folder)]  # fmt: skip
+        command = [
+            *base,
+            "train",
+            "--system",
+            "lorenz63",
+            "--steps",
+            "2000",
+            "--model",
+            "lstm",
+            "-p",
+            "hidden=16",
+            "--epochs",
+            "3",
+            "--option",
+            "patience=0",
+            "-o",
+            str(folder),
+        ]
     else:
-        command = [*base, "compare", "--systems", "henon,logistic", "--models",
-                   "persistence,ngrc,tdnn", "--seeds", "2", "--budget-per-model", "2",
-                   "--workers", "2", "-o", str(folder)]  # fmt: skip
+        command = [
+            *base,
+            "compare",
+            "--systems",
+            "henon,logistic",
+            "--models",
+            "persistence,ngrc,tdnn",
+            "--seeds",
+            "2",
+            "--budget-per-model",
+            "2",
+            "--workers",
+            "2",
+            "-o",
+            str(folder),
+        ]
     how = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
     wait = rng.uniform(0.5, 12.0)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -331,12 +420,16 @@ def kill_round(kind: str, root: Path, rng: random.Random, index: int) -> dict:
     if interrupted:
         process.send_signal(how)
     _, err = process.communicate(timeout=300)
-    lines = [line for line in err.decode(errors="replace").splitlines() if line.startswith("error:")]
+    lines = [
+        line for line in err.decode(errors="replace").splitlines() if line.startswith("error:")
+    ]
     expected = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -9}[how]
     exit_ok = (not interrupted) or (
         process.returncode == expected and (how == signal.SIGKILL or len(lines) == 1)
     )
-    temporary = [str(t) for t in folder.rglob("*") if t.name.endswith(".tmp")] if folder.exists() else []
+    temporary = (
+        [str(t) for t in folder.rglob("*") if t.name.endswith(".tmp")] if folder.exists() else []
+    )
     resume = command + (["--resume"] if kind == "train" and folder.exists() else [])
     if kind == "train" and folder.exists() and (folder / "model.json").exists():
         resume = None  # it finished before the signal
@@ -345,11 +438,15 @@ def kill_round(kind: str, root: Path, rng: random.Random, index: int) -> dict:
     complete = True
     if kind == "compare" and (folder / "results.sqlite").exists():
         with sqlite3.connect(f"file:{folder / 'results.sqlite'}?mode=ro", uri=True) as db:
-            tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+            tables = {
+                r[0] for r in db.execute("select name from sqlite_master where type='table'")
+            }
             table = "cells" if "cells" in tables else sorted(tables)[0]
             columns = [r[1] for r in db.execute(f"pragma table_info({table})")]
             key = [c for c in ("dataset", "model", "seed") if c in columns]
-            rows = db.execute(f"select {', '.join(key)}, count(*) from {table} group by {', '.join(key)}").fetchall()
+            rows = db.execute(
+                f"select {', '.join(key)}, count(*) from {table} group by {', '.join(key)}"
+            ).fetchall()
         complete = len(rows) == 2 * 3 * 2 and all(r[-1] == 1 for r in rows)
     elif kind == "train":
         complete = (folder / "model.json").exists()
@@ -369,7 +466,9 @@ def kill_round(kind: str, root: Path, rng: random.Random, index: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=0, help="interruptions each of train and compare")
+    parser.add_argument(
+        "--kills", type=int, default=0, help="interruptions each of train and compare"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=HERE / "results" / "contract_probe.json")
     args = parser.parse_args()
@@ -380,16 +479,24 @@ def main() -> None:
         (root / "out" / "exists.csv").write_text("time,x\n0,1\n1,2\n")
         (root / "out" / "exists.json").write_text("{}\n")
         (root / "foreign").mkdir()
-        sqlite3.connect(root / "foreign" / "results.sqlite").execute("create table t (a)").connection.commit()
+        sqlite3.connect(root / "foreign" / "results.sqlite").execute(
+            "create table t (a)"
+        ).connection.commit()
         (root / "empty-db").mkdir()
         (root / "empty-db" / "results.sqlite").write_bytes(b"")
         model = root / "model"
-        trained = RUNNER.invoke(app, ["train", "--data", str(p["good.csv"]), "--model", "ngrc", "-o", str(model)])
+        trained = RUNNER.invoke(
+            app, ["train", "--data", str(p["good.csv"]), "--model", "ngrc", "-o", str(model)]
+        )
         assert trained.exit_code == 0, trained.stderr
         damaged = damaged_models(root, model)
         results = [run_case(c, root) for c in cases(p, root, model, damaged)]
         rng = random.Random(args.seed)
-        kills = [kill_round(kind, root, rng, i) for i in range(args.kills) for kind in ("train", "compare")]
+        kills = [
+            kill_round(kind, root, rng, i)
+            for i in range(args.kills)
+            for kind in ("train", "compare")
+        ]
     kept = sum(r["kept"] for r in results)
     summary = {
         "probe": "contract_probe",
@@ -406,12 +513,20 @@ def main() -> None:
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"{kept} of {len(results)} cases kept the promise ({100 * kept / len(results):.1f} %); "
-          f"{summary['tracebacks']} tracebacks, {summary['changed_files']} changed files")  # fmt: skip
+    print(
+        f"{kept} of {len(results)} cases kept the promise ({100 * kept / len(results):.1f} %); "
+        f"{summary['tracebacks']} tracebacks, {summary['changed_files']} changed files"
+    )
     if kills:
         print(f"{summary['kills_kept']} of {len(kills)} interruptions resumed with nothing lost")
     for r in summary["broken"]:
-        print("BROKEN", r["exit"], " ".join(a.split("/")[-1] for a in r["args"]), "::", r["message"] or r["crashed"])
+        print(
+            "BROKEN",
+            r["exit"],
+            " ".join(a.split("/")[-1] for a in r["args"]),
+            "::",
+            r["message"] or r["crashed"],
+        )
     for k in summary["broken_kills"]:
         print("BROKEN KILL", k)
     print(f"written to {args.results}")

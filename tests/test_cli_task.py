@@ -64,7 +64,7 @@ def test_task_bad_input_is_one_line(tmp_path):
     assert_one_line_error(run("task", "copy", "--model", "lstn"), "unknown model 'lstn'")
     assert_one_line_error(run("task", "copy", "-p", "hiden=3"), "no hyperparameter 'hiden'")
     assert_one_line_error(run("task", "copy", "-p", "hidden"), "NAME=VALUE")
-    assert_one_line_error(run("task", "copy", "-p", "hidden=abc"), "hidden", "int")
+    assert_one_line_error(run("task", "copy", "-p", "hidden=abc"), "hidden", "whole number")
     assert_one_line_error(run("task", "copy", "-p", "hidden=0"), "hidden", "at least 1")
     assert_one_line_error(run("task", "copy", "--budget", "-1"), "--budget")
     assert_one_line_error(run("task", "copy", "--steps", "0"), "--steps")

@@ -130,7 +130,7 @@ def test_budget_stops_training_and_resume_continues(tmp_path):
         (["--model", "nosuch"], ["unknown model 'nosuch'", "diffdyn models"]),
         (["--model", "persistance"], ["Did you mean 'persistence'"]),
         (["--model", "test-linear", "-p", "blowup=1"], ["no hyperparameter 'blowup'", "blow_up"]),
-        (["--model", "test-linear", "-p", "blow_up=maybe"], ["must be a bool"]),
+        (["--model", "test-linear", "-p", "blow_up=maybe"], ["blow_up", "must be true or false"]),
         (["--model", "test-linear", "--option", "patiense=3"], ["no training option 'patiense'"]),
         (["--model", "test-linear", "--option", "epochs=3", "--epochs", "4"], ["twice"]),
         (["--model", "test-linear", "--strategy", "fre"], ["unknown training strategy"]),

@@ -1,5 +1,9 @@
 """The one optimisation core, `diffdyn.train.train`, on modules that are not forecasters."""
 
+import functools
+import os
+from pathlib import Path
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -15,6 +19,7 @@ from diffdyn.train.checkpoint import deserialise
 OBSERVED = 24  # one-step pairs of the Hénon map seen by the identification test
 
 
+@functools.cache
 def henon_pairs():
     """Consecutive states of the true Hénon map (a = 1.4, b = 0.3)."""
     true, state, states = Henon(), jnp.asarray([0.1, 0.1]), []
@@ -41,9 +46,12 @@ def one_step_loss(system, batch, key):
     return jnp.mean((jax.vmap(lambda s: system.step(s, None))(before) - after) ** 2)
 
 
+ADAM = optax.adam(0.05)  # one object: every run below shares one compiled step
+
+
 def identify_henon(steps, **options):
     start = Henon(a=1.2)  # the parameter a is a field: train fits it like a weight
-    return train(start, one_step_loss, PairBatches(*henon_pairs()), optax.adam(0.05),
+    return train(start, one_step_loss, PairBatches(*henon_pairs()), ADAM,
                  key=jax.random.key(3), steps=steps, progress=False, **options)  # fmt: skip
 
 
@@ -139,3 +147,103 @@ def test_any_module_is_saved_and_rebuilt_from_its_recipe(tmp_path):
     save_module(tmp_path / "os.eqx", fitted, Recipe("os:system", ["echo no"]))
     with pytest.raises(DiffdynError, match="neither part of diffdyn nor an Equinox module"):
         load_module(tmp_path / "os.eqx")
+
+
+@pytest.mark.parametrize("how", ["interrupted", "killed"])
+@pytest.mark.parametrize("moment", ["moved aside", "writing", "arrays written", "described"])
+def test_a_kill_at_any_moment_of_a_checkpoint_write_loses_nothing(
+    tmp_path, monkeypatch, moment, how
+):
+    """The checkpoint is written so that whenever the process stops — interrupted (the write
+    puts things back in order) or killed (nothing runs after) — the last complete state is
+    there: the resumed run is the uninterrupted one, bit for bit, and leaves no file behind."""
+    from diffdyn.train import checkpoint, loop
+
+    full = identify_henon(100, validate_every=25)
+    if how == "killed":  # no clean-up runs after the kill, as after SIGKILL
+        monkeypatch.setattr(loop, "_settle", lambda folder: None)
+    armed = {"on": False}
+    real_replace, real_atomic, real_json = os.replace, loop.atomic_write, checkpoint.write_json
+
+    def fire(now: str) -> None:
+        if armed["on"] and now == moment:
+            armed["on"] = False
+            raise KeyboardInterrupt
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        if Path(dst).name == loop.STATE_PREVIOUS:
+            fire("moved aside")
+
+    def atomic(path, write):
+        if Path(path).name != loop.STATE_ARRAYS:
+            return real_atomic(path, write)
+
+        def half_then_fire(file):
+            write(file)
+            file.flush()
+            if how == "killed" and armed["on"] and moment == "writing":  # what a kill leaves
+                (Path(path).parent / ".state.eqx.0123456789ab.tmp").write_bytes(b"half")
+            fire("writing")
+
+        real_atomic(path, half_then_fire)
+        fire("arrays written")
+
+    def described(path, content):
+        real_json(path, content)
+        if Path(path).name == loop.STATE_JSON:
+            fire("described")
+
+    def arm(state):
+        armed["on"] = state.step == 25  # the next checkpoint (step 50) is killed
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(loop, "atomic_write", atomic)
+    monkeypatch.setattr(checkpoint, "write_json", described)
+    with pytest.raises(KeyboardInterrupt):
+        identify_henon(100, validate_every=25, checkpoint=tmp_path, on_validation=arm)
+    if how == "interrupted":  # the interrupted write put everything back in order
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["state.eqx", "state.json"]
+    resumed = identify_henon(100, validate_every=25, checkpoint=tmp_path, resume=True)
+    assert resumed.steps == 100
+    np.testing.assert_array_equal(np.asarray(resumed.module.a), np.asarray(full.module.a))
+    assert [r.step for r in resumed.history] == [25, 50, 75, 100]
+    assert [r.loss for r in resumed.history] == [r.loss for r in full.history]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.eqx", "state.json"]
+
+
+def test_a_whole_state_of_another_module_is_not_called_truncated(tmp_path):
+    identify_henon(50, validate_every=25, checkpoint=tmp_path)
+
+    def loss(w, batch, key):
+        return jnp.sum(w**2)
+
+    with pytest.raises(TrainingError, match="whole but was written for another module") as info:
+        train(jnp.ones(3), loss, Progress(), optax.adam(1e-2), key=jax.random.key(0), steps=10,
+              checkpoint=tmp_path, resume=True, progress=False)  # fmt: skip
+    assert "truncated" not in str(info.value)
+    state = tmp_path / "state.eqx"
+    state.write_bytes(state.read_bytes()[:-3])
+    with pytest.raises(TrainingError, match="damaged: state.eqx is missing, truncated"):
+        identify_henon(100, validate_every=25, checkpoint=tmp_path, resume=True)
+
+
+def test_a_budget_covers_validation_time():
+    """Validation counts against the budget: a run that validates slowly still ends near it."""
+    import time
+
+    def loss(w, batch, key):
+        return (w - 1.0) ** 2
+
+    def slow_validation(w):
+        time.sleep(0.15)
+        return float((w - 1.0) ** 2)
+
+    started = time.perf_counter()
+    outcome = train(jnp.asarray(0.0), loss, Progress(), optax.sgd(0.1), key=jax.random.key(0),
+                    budget=1.0, validate=slow_validation, validate_every=200,
+                    progress=False)  # fmt: skip
+    took = time.perf_counter() - started
+    assert "budget of 1 s reached" in outcome.stop_reason
+    assert took < 1.0 + 0.3 and outcome.seconds <= took
+    assert outcome.compile_seconds > 0 and outcome.history[-1].progress == pytest.approx(1.0)

@@ -25,9 +25,16 @@ from . import __version__
 from .compare import export_csv, read_leaderboards, run_compare, write_report
 from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, DEFAULT_WORKERS, choose_datasets
 from .data.io import check_series_path, write_series
-from .errors import DiffdynError, Terminated
+from .errors import DiffdynError, Terminated, terminate
 from .files import check_output_path
-from .options import merge_options, parse_assignments, parse_budget, parse_list
+from .options import (
+    MAX_INT,
+    check_number,
+    merge_options,
+    parse_assignments,
+    parse_budget,
+    parse_list,
+)
 from .plot import (
     check_figure_path,
     format_parameters,
@@ -36,6 +43,7 @@ from .plot import (
     plot_forecast,
     plot_series,
 )
+from .resources import check_output_size
 from .systems import SYSTEMS, get_system, simulate, system_class
 from .systems.base import AbstractSystem
 from .train import (
@@ -132,10 +140,6 @@ _RESUME_HINTS = {
 }
 
 
-def _terminate(signum, frame) -> NoReturn:
-    raise Terminated()
-
-
 def main() -> None:
     """The `diffdyn` console script.
 
@@ -144,7 +148,7 @@ def main() -> None:
     interrupted by Ctrl-C; 143 stopped by SIGTERM. Interrupted work leaves no temporary file
     and resumes where it stopped.
     """
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     # A background job starts with SIGINT ignored; `kill -INT` should stop it all the same.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     app(prog_name="diffdyn")
@@ -325,7 +329,9 @@ def simulate_command(
     observe: Annotated[
         str | None, typer.Option(help="Comma-separated variables to keep, e.g. x,z.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (noise, random inputs).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Random seed (noise, random inputs).")
+    ] = 0,
     rtol: Annotated[float, typer.Option(help="Solver rtol (flows).")] = 1e-6,
     atol: Annotated[float, typer.Option(help="Solver atol (flows).")] = 1e-8,
     plot: Annotated[
@@ -339,6 +345,12 @@ def simulate_command(
         check_figure_path(plot, force=force)
     variables = None if observe is None else [v.strip() for v in observe.split(",") if v.strip()]
     built = get_system(system, **parse_assignments(param or []))
+    rows = steps if steps is not None else built.default_steps
+    if t1 is not None:
+        step = check_number("--dt", dt if dt is not None else built.dt, above=0)
+        rows = int(check_number("--t1", t1, above=0) / step) + 1
+    columns = 1 + len(variables or built.variables) + len(built.exog_variables)
+    check_output_size(output, rows, columns, f"simulating {rows} samples of {built.name}")
     with Console(stderr=True).status(f"simulating {built.name} …"):
         series = simulate(
             built,
@@ -390,6 +402,14 @@ DevicesOption = Annotated[
 ]
 DataOption = Annotated[
     Path | None, typer.Option("--data", help="A series file: .csv, .parquet or .npz.")
+]
+IrregularOption = Annotated[
+    str,
+    typer.Option(
+        "--irregular",
+        help="What to do with a file sampled at uneven steps: refuse (default), resample "
+        "(interpolate linearly onto the median step) or proceed (treat rows as equally spaced).",
+    ),
 ]
 SystemOption = Annotated[
     str | None,
@@ -519,6 +539,7 @@ def train_command(
         ),
     ],
     data: DataOption = None,
+    irregular: IrregularOption = "refuse",
     system: SystemOption = None,
     param: Annotated[
         list[str] | None,
@@ -561,10 +582,13 @@ def train_command(
     budget: Annotated[
         str | None,
         typer.Option(
-            help="Training time limit: 90 (seconds), 60s, 5m or 1h; compiling is not counted."
+            help="Wall-clock limit of the training: 90 (seconds), 60s, 5m or 1h; compiling "
+            "and validation count against it."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (initial weights, shuffling).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Random seed (initial weights, shuffling).")
+    ] = 0,
     steps: Annotated[
         int | None,
         typer.Option(min=2, help="Samples to simulate for training (--system; default: its own)."),
@@ -578,10 +602,20 @@ def train_command(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace an existing model folder.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an existing model folder (the old one stays until the new model is "
+            "complete).",
+        ),
     ] = False,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted training in the folder.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted or budget-limited training in the folder (same "
+            "data, model and options; --budget and --devices may change).",
+        ),
     ] = False,
     devices: DevicesOption = None,
 ) -> None:
@@ -590,6 +624,7 @@ def train_command(
     A file's last 20% of rows is held out (`diffdyn evaluate` on the same file scores only
     those); a simulated system is used whole (evaluate simulates a fresh trajectory). Every
     epoch is checkpointed: after an interruption or a spent --budget, --resume continues.
+    --budget is wall-clock time: compiling and validation count against it.
     """
     devices = use_devices(devices)
     seconds = parse_budget(budget)
@@ -604,11 +639,18 @@ def train_command(
     options = merge_options(parse_assignments(option or []), flags)
     hyperparameters = parse_assignments(param or [])
     check_train_request(
-        model, output, hyperparameters=hyperparameters, options=options, force=force, resume=resume
+        model,
+        output,
+        hyperparameters=hyperparameters,
+        options=options,
+        force=force,
+        resume=resume,
+        seed=seed,
     )
     with Console(stderr=True).status("preparing the data …"):
         series, source = load_data(
             data=None if data is None else str(data),
+            irregular=irregular,
             system=system,
             params=parse_assignments(system_param or []),
             steps=steps,
@@ -632,6 +674,11 @@ def train_command(
     _console().print(_train_summary(result))
 
 
+def _compiling(result: TrainResult) -> str:
+    compiling = result.sidecar.get("compile_seconds")
+    return "" if not compiling or compiling < 0.05 else f", of which {compiling:.3g} s compiling"
+
+
 def _train_summary(result: TrainResult) -> Table:
     used = _source_text(result.data, result.rows)
     if result.data.kind == "file":
@@ -640,7 +687,7 @@ def _train_summary(result: TrainResult) -> Table:
     rows = [
         ("model", f"{result.model} ({result.parameters} parameters)"),
         ("data", used),
-        ("training", f"{result.seconds:.3g} s; {result.stop_reason}"),
+        ("training", f"{result.seconds:.3g} s{_compiling(result)}; {result.stop_reason}"),
     ]
     if result.best_val_loss is not None:
         rows.append(
@@ -664,6 +711,7 @@ def _train_summary(result: TrainResult) -> Table:
 def evaluate_command(
     model_dir: Annotated[Path, typer.Argument(help="A model folder written by `diffdyn train`.")],
     data: DataOption = None,
+    irregular: IrregularOption = "refuse",
     system: SystemOption = None,
     threshold: Annotated[
         float, typer.Option(help="ε: the NRMSE above which a forecast stops being valid.")
@@ -683,7 +731,9 @@ def evaluate_command(
     starts: Annotated[
         int, typer.Option(min=2, help="Forecast start points, spread evenly over the data.")
     ] = 50,
-    seed: Annotated[int, typer.Option(help="Random seed of the fresh simulation.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Random seed of the fresh simulation.")
+    ] = 0,
     steps: Annotated[
         int | None,
         typer.Option(min=2, help="Samples to simulate (--system; default: the system's)."),
@@ -695,9 +745,12 @@ def evaluate_command(
             "--output",
             "-o",
             help="Where to write the scores as JSON (default: MODEL_DIR/evaluation.json, "
-            "replaced on each run).",
+            "replaced on each run; another existing file needs --force).",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --output file.")
+    ] = False,
 ) -> None:
     """Score a trained model: NRMSE at several lead times, sMAPE, RMSE and valid prediction time.
 
@@ -706,12 +759,21 @@ def evaluate_command(
     scored whole. Forecasts start at many points (--starts), never one.
     """
     read_sidecar(model_dir)
+    default = model_dir / "evaluation.json"
+    if output is not None and output.resolve().parent == model_dir.resolve():
+        if output.name != default.name:
+            raise DiffdynError(
+                f"{output} is in the model folder {model_dir}, whose files are the model; "
+                f"write the scores elsewhere or leave -o out ({default})."
+            )
+    given = output is not None and output.resolve() != default.resolve()
     scores = check_output_path(
-        model_dir / "evaluation.json" if output is None else output, force=True, suffixes=[".json"]
+        default if output is None else output, force=force or not given, suffixes=[".json"]
     )
     with Console(stderr=True).status("evaluating …"):
         series, source = load_data(
             data=None if data is None else str(data),
+            irregular=irregular,
             system=system,
             params=parse_assignments(system_param or []),
             steps=steps,
@@ -781,13 +843,16 @@ def forecast_command(
         ),
     ],
     data: DataOption = None,
+    irregular: IrregularOption = "refuse",
     system: SystemOption = None,
     plot: Annotated[
         Path | None,
         typer.Option(help="Also draw history, forecast and (with --system) truth to an image."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
-    seed: Annotated[int, typer.Option(help="Random seed of the fresh simulation.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Random seed of the fresh simulation.")
+    ] = 0,
     system_param: SystemParamOption = None,
 ) -> None:
     """Forecast the samples after the end of a series, closed loop, and write them to a file.
@@ -799,10 +864,13 @@ def forecast_command(
     check_series_path(output, force=force)
     if plot is not None:
         check_figure_path(plot, force=force)
-    read_sidecar(model_dir)
+    sidecar = read_sidecar(model_dir)
+    columns = 1 + len(sidecar.get("variables", [])) + len(sidecar.get("exog_variables", []))
+    check_output_size(output, steps, columns, f"forecasting {steps} samples")
     with Console(stderr=True).status("forecasting …"):
         history, truth, _ = load_forecast_data(
             data=None if data is None else str(data),
+            irregular=irregular,
             system=system,
             params=parse_assignments(system_param or []),
             steps=steps,
@@ -839,6 +907,7 @@ def explain_command(
         typer.Option("--output", "-o", help="Where to draw the alignment (.png, .pdf, .svg)."),
     ],
     data: DataOption = None,
+    irregular: IrregularOption = "refuse",
     system: SystemOption = None,
     horizon: Annotated[
         int | None,
@@ -855,7 +924,9 @@ def explain_command(
         typer.Option("--json", help="Also write the weights and the summary as JSON."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
-    seed: Annotated[int, typer.Option(help="Random seed of the fresh simulation.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Random seed of the fresh simulation.")
+    ] = 0,
     steps: Annotated[
         int | None,
         typer.Option(min=2, help="Samples to simulate (--system; default: the system's)."),
@@ -876,6 +947,7 @@ def explain_command(
     with Console(stderr=True).status("explaining …"):
         series, source = load_data(
             data=None if data is None else str(data),
+            irregular=irregular,
             system=system,
             params=parse_assignments(system_param or []),
             steps=steps,
@@ -995,7 +1067,8 @@ def compare_command(
         str | None,
         typer.Option(
             "--budget-per-model",
-            help="Training time per cell, compiling not counted: 90, 60s, 5m, 1h.",
+            help="Wall-clock limit of each cell's training, compiling and validation included: "
+            "90, 60s, 5m, 1h.",
         ),
     ] = None,
     threshold: Annotated[
@@ -1008,6 +1081,7 @@ def compare_command(
             help="λ₁ (per time unit) to give VPT in Lyapunov times; default: each system's.",
         ),
     ] = None,
+    irregular: IrregularOption = "refuse",
     devices: DevicesOption = None,
     workers: Annotated[
         int,
@@ -1016,15 +1090,23 @@ def compare_command(
 ) -> None:
     """Train and rank models on systems or your data; write results.sqlite and a report.
 
-    Each dataset × model × seed trains with the model's defaults under the budget and is
-    scored on held-out data (a fresh trajectory, or the last 20% of a file). Interrupted runs
-    resume where they stopped; a model that fails is recorded with its reason.
+    Each dataset × model × seed trains with the model's defaults under the
+    budget and is scored on held-out data (a fresh trajectory, or the last 20%
+    of a file). Every name, number and data file is checked before any cell
+    runs or any folder is made. Interrupted runs resume where they stopped; a
+    model that fails is recorded with its reason; a data file whose content
+    changed is run again. One compare at a time per folder.
+
+    Exit status: 0 every cell finished; 2 bad input (one line, nothing run or
+    written); 3 the grid finished but some cells failed (recorded with their
+    reasons, report written); 130 / 143 interrupted by Ctrl-C / SIGTERM (the
+    same command resumes).
     """
     devices = use_devices(devices)
     summary = run_compare(
         output,
         choose_datasets(None if systems_ is None else parse_list(systems_), data or []),
-        parse_list(models_) or ["all"],
+        parse_list(models_),
         seeds=seeds,
         budget_per_model=parse_budget(budget_per_model) or DEFAULT_BUDGET,
         threshold=threshold,
@@ -1032,6 +1114,7 @@ def compare_command(
         progress=True,
         devices=devices,
         workers=workers,
+        irregular=irregular,
     )
     paths = write_report(output)
     console = _console()
@@ -1046,6 +1129,17 @@ def compare_command(
         done += f", {summary.failed} failed"
     console.print(done, soft_wrap=True, markup=False)
     console.print(f"Report: {paths.html} (and {paths.markdown})", soft_wrap=True, markup=False)
+    if summary.failed_cells:
+        shown = ", ".join(f"{d} · {m} · seed {s}" for d, m, s in summary.failed_cells[:3])
+        more = len(summary.failed_cells) - 3
+        shown += f" and {more} more" if more > 0 else ""
+        typer.echo(
+            f"{len(summary.failed_cells)} of {summary.cells} cell(s) failed ({shown}); the "
+            f"reasons are in {paths.markdown} (a rerun keeps them: give another -o folder to "
+            "try them again).",
+            err=True,
+        )
+        raise typer.Exit(3)
 
 
 @app.command(
@@ -1059,7 +1153,13 @@ def results_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing CSV file.")] = False,
 ) -> None:
-    """Print the leaderboards of a compare run again, and export its rows as CSV."""
+    """Print the leaderboards of a compare run again, and export its rows as CSV.
+
+    RUN_DIR is a run folder (or its results.sqlite). It only reads: the store
+    is opened read-only and nothing in the folder is written. Exit status: 0,
+    or 2 when RUN_DIR holds no diffdyn results (one line) or the CSV cannot be
+    written.
+    """
     if csv is not None:
         check_output_path(csv, force=force, suffixes=[".csv"])
     tables = _leaderboard_tables(run_dir)
@@ -1090,7 +1190,8 @@ def task_command(
         str | None,
         typer.Option(
             "--budget",
-            help="Training time, compiling not counted: 90, 60s, 5m, 1h (default 2m).",
+            help="Wall-clock limit of the training, compiling included: 90, 60s, 5m, 1h "
+            "(default 2m).",
         ),
     ] = None,
     steps: Annotated[
@@ -1101,7 +1202,9 @@ def task_command(
             help="Train for this many steps, with no time limit unless --budget is given too.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of weights and data.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=MAX_INT, help="Seed of weights and data.")
+    ] = 0,
     param: Annotated[
         list[str] | None,
         typer.Option(

@@ -75,6 +75,22 @@ def check_training_memory(count: int, what: str, advice: str) -> None:
     )
 
 
+# Values kept per step and unit for the backward pass (gates, activations, their gradients).
+ACTIVATION_FACTOR = 16
+
+
+def check_activation_memory(module, batch: int, steps: int, what: str, advice: str) -> None:
+    """Refuse a training batch whose activations cannot fit: a rough estimate of
+    `batch × steps × width × ACTIVATION_FACTOR` float32 values, where the width is the largest
+    dimension of any parameter of `module` (real or abstract)."""
+    leaves = jax.tree_util.tree_leaves(module)
+    shapes = [
+        x.shape for x in leaves if isinstance(x, (jax.Array, np.ndarray, jax.ShapeDtypeStruct))
+    ]
+    width = max((max(shape) for shape in shapes if shape), default=1)
+    check_memory(4.0 * batch * steps * width * ACTIVATION_FACTOR, what, advice)
+
+
 def check_output_size(path: str | os.PathLike, rows: int, columns: int, what: str) -> None:
     """Refuse writing a `rows` × `columns` table to `path` (its suffix picks the format)
     when it cannot fit in memory or on the disk that holds `path`."""

@@ -1,11 +1,11 @@
 """The `compare` grid: train and score every model on every dataset, for every seed.
 
-Each (dataset, model, seed) cell trains with the model's defaults under a budget of training time
-(`train_model`), is scored on held-out data (`evaluate_model`: a fresh trajectory of a
-system, or the held-out end of a user's file) and is written to the results store in one
-transaction, with what the report draws: the forecast from the first start point against the
-truth, and an attention model's alignment on that window. A rerun skips finished cells; a cell
-that raises becomes a `failed` row with its reason and the grid goes on.
+Each (dataset, model, seed) cell trains with the model's defaults under a wall-clock budget
+(compiling included; `train_model`), is scored on held-out data (`evaluate_model`: a fresh
+trajectory of a system, or the held-out end of a user's file) and is written to the results
+store in one transaction, with what the report draws: the forecast from the first start point
+against the truth, and an attention model's alignment on that window. A rerun skips finished
+cells; a cell that raises becomes a `failed` row with its reason and the grid goes on.
 
 Everything a request gives is checked before any cell runs or any folder is made: names,
 numbers, and every data file, read with the reader `diffdyn train` uses and held to the

@@ -137,11 +137,14 @@ def build_model(
     return spec.cls(dim, exog_dim, key=key, **spec.fixed, **params)  # pyright: ignore[reportCallIssue]
 
 
-def check_model_size(name: str, dim: int, exog_dim: int, hyperparameters: dict[str, Any]) -> None:
+def check_model_size(
+    name: str, dim: int, exog_dim: int, hyperparameters: dict[str, Any]
+) -> AbstractForecaster | None:
     """Refuse (one sentence with the estimate) a model whose training state would not fit in
     this machine's memory, counting its parameters abstractly (`eqx.filter_eval_shape`:
     nothing is allocated) — instead of an out-of-memory kill or an abort while allocating.
-    `hyperparameters` are resolved ones (`resolve_hyperparameters`)."""
+    `hyperparameters` are resolved ones (`resolve_hyperparameters`). Returns the abstract
+    model (array leaves as `jax.ShapeDtypeStruct`), or `None` for a model drawn on the host."""
     spec = model_spec(name)
     params = dict(hyperparameters)
 
@@ -152,13 +155,14 @@ def check_model_size(name: str, dim: int, exog_dim: int, hyperparameters: dict[s
     try:
         abstract = eqx.filter_eval_shape(construct)
     except jax.errors.TracerArrayConversionError:
-        return  # drawn on the host (the ESN), which checks its own size before drawing
+        return None  # drawn on the host (the ESN), which checks its own size before drawing
     given = ", ".join(f"{k}={v}" for k, v in params.items() if isinstance(v, int))
     check_training_memory(
         parameter_count(abstract),
         f"model {name} ({given or 'defaults'})",
         "give smaller hyperparameters with -p NAME=VALUE.",
     )
+    return abstract
 
 
 def _load_builtin() -> None:

@@ -307,7 +307,8 @@ def _raise_if_blown_up(
         raise SimulationError(
             f"the solver for {name} could not get past t = {float(t_stopped):.6g} (max_steps "
             "reached): the trajectory blows up there or becomes too stiff; check the "
-            "parameters and initial state, or pass a larger max_steps or looser rtol/atol."
+            "parameters and initial state, or loosen --rtol/--atol (in Python, also a larger "
+            "max_steps)."
         )
     last_ok = f" (last finite state at t = {times[first - 1]:.6g})" if first > 0 else ""
     raise SimulationError(

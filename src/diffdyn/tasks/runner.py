@@ -1,10 +1,10 @@
 """Train a sequence model on a memory task and score it on sizes up to twice the trained one.
 
-`run_task("copy", "lstm", budget=60)` trains (`train_task`) on the task's training
-distribution under a budget of training time through the one core (`diffdyn.train.train`: Adam,
-gradient norm clipped at 10; `TaskBatches` draws every step's examples on device), then scores
-(`score_task`) fresh examples of every size from the smallest to twice the largest trained
-one — the larger ones test generalisation:
+`run_task("copy", "lstm", budget=60)` trains (`train_task`) on the task's training distribution
+under a wall-clock budget (compiling included) through the one core (`diffdyn.train.train`:
+Adam, gradient norm clipped at 10; `TaskBatches` draws every step's examples on device), then
+scores (`score_task`) fresh examples of every size from the smallest to twice the largest
+trained one — the larger ones test generalisation:
 
 - bit tasks (`copy`, `repeat-copy`, `associative-recall`): sigmoid cross-entropy on the scored
   steps; the score is the fraction of wrong bits per pattern length (or number of items);

@@ -16,8 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..data.io import read_series
+from ..data.sampling import regularise
 from ..data.series import Series
 from ..errors import DataError, DiffdynError
+from ..options import check_number
 from ..systems.registry import get_system, system_class
 from ..systems.simulate import simulate
 
@@ -94,12 +96,15 @@ def load_data(
     steps: int | None = None,
     seed: int = 0,
     fresh: bool = False,
+    irregular: str = "refuse",
 ) -> tuple[Series, DataSource]:
     """The series a command works on, and where it came from.
 
     Exactly one of `data` (a file) or `system` (a catalogue name). With `fresh=True` a system
     is simulated from another initial condition (a perturbed one, and another random key)
-    than training uses, so evaluation never sees the training trajectory.
+    than training uses, so evaluation never sees the training trajectory. A file sampled
+    irregularly is refused, resampled or taken as it is, by `irregular`
+    (`diffdyn.data.sampling.regularise`).
 
     **Example:** `series, source = load_data(system="lorenz63", steps=5000)`
     """
@@ -111,7 +116,7 @@ def load_data(
             "not with --data."
         )
     if data is not None:
-        series = read_series(data)
+        series = regularise(read_series(data), irregular, name=str(data))
         return series, DataSource("file", fingerprint(series), path=str(data))
     built = get_system(system or "", **(params or {}))
     key = jax.random.key(seed + (7919 if fresh else 0))
@@ -135,6 +140,7 @@ def load_forecast_data(
     params: dict[str, str] | None = None,
     steps: int,
     seed: int = 0,
+    irregular: str = "refuse",
 ) -> tuple[Series, Series | None, DataSource]:
     """The history to forecast from, the truth to compare with (or `None`), and the source.
 
@@ -145,7 +151,9 @@ def load_forecast_data(
     if steps < 1:
         raise DiffdynError(f"--steps must be at least 1; got {steps}.")
     if system is None:
-        series, source = load_data(data=data, system=system, params=params, seed=seed, fresh=True)
+        series, source = load_data(
+            data=data, system=system, params=params, seed=seed, fresh=True, irregular=irregular
+        )
         return series, None, source
     length = system_class(system).default_steps + steps
     series, source = load_data(system=system, params=params, steps=length, seed=seed, fresh=True)
@@ -155,9 +163,7 @@ def load_forecast_data(
 def lyapunov_exponent_of(series: Series, given: float | None) -> float | None:
     """λ₁ per time unit: the one given (checked), else the series' own when positive."""
     if given is not None:
-        if not given > 0:
-            raise DiffdynError(f"--lyapunov-exponent must be positive; got {given}.")
-        return given
+        return check_number("--lyapunov-exponent", given, above=0)
     return series.lyapunov_exponent if (series.lyapunov_exponent or 0) > 0 else None
 
 

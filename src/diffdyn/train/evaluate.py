@@ -47,8 +47,11 @@ def evaluate_trained(
     part, held_out = evaluation_part(model_part(series, sidecar), source, sidecar, context)
     scaler = Scaler.from_dict(sidecar["scaler"])
     dt = float(part.dt or sidecar.get("dt") or 1.0)
-    lam = lyapunov_exponent or sidecar.get("lyapunov_exponent") or part.lyapunov_exponent
-    lam = lyapunov_exponent_of(part, lam) if lam else None
+    if lyapunov_exponent is not None:
+        lam = lyapunov_exponent_of(part, lyapunov_exponent)
+    else:
+        lam = sidecar.get("lyapunov_exponent") or part.lyapunov_exponent
+        lam = lyapunov_exponent_of(part, lam) if lam else None
     room = len(part) - context
     if horizon is None:
         horizon = math.ceil(HORIZON_LYAPUNOV_TIMES / (lam * dt)) if lam else HORIZON_SAMPLES

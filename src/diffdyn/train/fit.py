@@ -168,6 +168,7 @@ def fit(
     on_validation=None,
     devices: int | None = None,
     progress: bool = True,
+    divergence_advice: str | None = None,
 ) -> TrainOutcome[AbstractForecaster]:
     """Train a forecaster on windows of a standardised series with the one core (`train`).
 
@@ -183,11 +184,13 @@ def fit(
     - `values`, `exog`: the standardised training series `[T, d]` and inputs `[T, m]`.
     - `config`: a `TrainConfig` (epochs → steps: `epochs · ⌈windows / batch_size⌉`).
     - `key`: the run's key (deterministic: the same key, the same numbers).
-    - `budget`: seconds of training, compiling not counted (the run ends at its steps or
-      budget, whichever first).
+    - `budget`: seconds of wall-clock time for the whole run, compiling and validation
+      included (the run ends at its steps or budget, whichever first; see `train`).
     - `optimiser`: any `optax.GradientTransformation` instead of the config's clip + Adam.
     - `checkpoint`, `checkpoint_meta`, `resume`, `on_validation`, `devices`, `progress`: as
       in `train`.
+    - `divergence_advice`: what the error of a diverged run advises (default: a smaller
+      learning rate, a shorter horizon or stronger clipping, in `TrainConfig`'s words).
 
     **Returns:** the `TrainOutcome` (`module` is the best model by validation loss).
     """
@@ -233,6 +236,11 @@ def fit(
         resume=resume,
         on_validation=on_validation,
         progress=progress,
+        divergence_advice=divergence_advice
+        or (
+            f"try a smaller learning_rate (now {config.learning_rate:g}), stronger clipping "
+            f"(clip, now {config.clip:g}) or a shorter horizon (now {config.horizon})."
+        ),
     )
     if outcome.finished and outcome.stop_reason.endswith("steps done"):
         reason = f"{config.epochs} epochs done ({outcome.steps} steps)"

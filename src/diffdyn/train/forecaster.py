@@ -79,8 +79,8 @@ class Forecaster:
 
         **Arguments:**
 
-        - `budget`: seconds of gradient training, compiling not counted (default: the
-          epochs' worth).
+        - `budget`: wall-clock seconds of gradient training, compiling and validation
+          included (default: the epochs' worth).
         - `seed`: of initial weights and shuffling.
         - `folder`: also save the model there, checkpointing every epoch (default: keep it
           in memory only; `save` writes it later).

@@ -11,16 +11,17 @@ a loss `loss(module, batch, key) -> scalar` and a batch source `batches(key, ste
 - **the non-finite guard**: a step whose loss or gradient is not finite changes nothing (module
   and optimiser state are kept), halves the update scale, and after `max_failures` such steps
   the run stops with `TrainingError`; a non-finite module is never saved or returned;
-- **the end of the run**: a step count and/or a budget of training time, whichever first;
-  `progress` p ∈ [0, 1] (the larger of the two fractions) drives schedules and curricula
-  (`train.schedule`), so a budget-limited run anneals before it stops;
+- **the end of the run**: a step count and/or a wall-clock budget (compiling and validating
+  included), whichever first; `progress` p ∈ [0, 1] (the larger of the two fractions) drives
+  schedules and curricula (`train.schedule`), so a budget-limited run anneals before it stops;
 - **validation**: `validate(module) -> float` every `validate_every` steps and at the end, the
   best module kept and returned, early stopping after `patience` validations without
   improvement;
 - **deterministic keys**: step s uses `fold_in(key, s)`, so the same seed gives the same
   numbers and a resumed run reproduces an uninterrupted one bit for bit (step-count runs);
 - **checkpoint/resume**: with `checkpoint=FOLDER` the state (module, best module, optimiser
-  state, counters) is written atomically after every validation; `resume=True` continues it;
+  state, counters) is written after every validation so that a kill at any moment leaves the
+  last complete state readable (`_save_state`); `resume=True` continues it;
 - **progress**: one Rich bar with loss, validation loss, steps/s and ETA, on stderr;
 - **data parallelism**: with `devices=N` the batch is sharded over a 1-D mesh of N local
   devices (`jax.sharding`), parameters replicated; the same code runs on several GPUs or on
@@ -31,10 +32,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import io
 import json
 import math
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -45,13 +51,18 @@ import numpy as np
 import optax
 from jaxtyping import Array, PRNGKeyArray
 
-from ..errors import DiffdynError
+from .. import __version__
+from ..errors import DiffdynError, stop_if_terminated
 from ..files import atomic_write
 from .progress import progress_bar
 from .schedule import Schedule, constant
 
 M = TypeVar("M")
 STATE_ARRAYS, STATE_JSON = "state.eqx", "state.json"
+# The arrays of the last complete state while a new one is being written (see `_save_state`).
+STATE_PREVIOUS = "state.previous.eqx"
+STATE_FORMAT = 1
+DEFAULT_ADVICE = "try a smaller learning rate or stronger gradient clipping."
 
 
 class TrainingError(DiffdynError):
@@ -108,6 +119,7 @@ class TrainState(Generic[M]):
     history: list[Record] = dataclasses.field(default_factory=list)
     finished: bool = False
     stop_reason: str = ""
+    compile_seconds: float = 0.0
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -120,14 +132,36 @@ class TrainState(Generic[M]):
             "history": [r.to_json() for r in self.history],
             "finished": self.finished,
             "stop_reason": self.stop_reason,
+            "compile_seconds": self.compile_seconds,
         }
 
     def restore_counters(self, stored: dict[str, Any]) -> None:
-        for name, value in stored.items():
-            if name == "best_val":
-                value = math.inf if value is None else value
-            elif name == "history":
-                value = [Record.from_json(r) for r in value]
+        """Set the counters from `counters()` output; `ValueError` (or `TypeError`,
+        `KeyError`) when a value is missing or of the wrong kind."""
+        kinds = {"step": int, "seconds": float, "best_val": float, "bad_validations": int,
+                 "update_scale": float, "failures": int, "finished": bool, "stop_reason": str,
+                 "compile_seconds": float}  # fmt: skip
+        values: dict[str, Any] = {}
+        for name, kind in kinds.items():
+            if name not in stored:
+                if name == "compile_seconds":  # states written before it was recorded
+                    continue
+                raise KeyError(name)
+            value = stored[name]
+            if name == "best_val" and value is None:
+                value = math.inf
+            if isinstance(value, bool) != (kind is bool) or not isinstance(
+                value, int | float if kind is float else kind
+            ):
+                raise TypeError(f"{name} = {value!r}")
+            values[name] = kind(value)
+        if values["step"] < 0 or values["failures"] < 0:
+            raise ValueError("negative counter")
+        history = stored["history"]
+        if not isinstance(history, list):
+            raise TypeError("history")
+        values["history"] = [Record.from_json(r) for r in history]
+        for name, value in values.items():
             setattr(self, name, value)
 
 
@@ -145,8 +179,9 @@ class TrainOutcome(Generic[M]):
     - `finished`: whether the run ended for good (steps done, early stop) rather than by its
       budget, so that another `resume` has nothing to add.
     - `stop_reason`: why it stopped, in words.
-    - `compile_seconds`: how long the first call of this run took (compiling the step and
-      taking it); not counted against the budget.
+    - `compile_seconds`: how long the first call took (compiling the step and taking it),
+      summed over this run and any it resumed; part of `seconds`, and counted against the
+      budget like the rest.
     """
 
     module: M
@@ -297,41 +332,202 @@ def _run_chunk(
     return params, opt_state, (step, scale, failures), loss_sum, n_ok
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return _sha256(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Temporary files a killed write left in `folder` (only ever called by the run that owns
+    the folder)."""
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
+def clear_state(folder: str | Path) -> None:
+    """Remove a training state from `folder` (its description first, so that what is left
+    of a half-removed state is never taken for one)."""
+    folder = Path(folder)
+    for name in (STATE_JSON, STATE_ARRAYS, STATE_PREVIOUS):
+        (folder / name).unlink(missing_ok=True)
+    if folder.is_dir():
+        _remove_leftovers(folder)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold off SIGINT and SIGTERM while the block runs (they are delivered when it ends), in
+    the main thread; elsewhere (where no signal handler runs anyway) a no-op."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _save_state(folder: Path, state: TrainState, meta: dict[str, Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = (state.module, state.best_module, state.opt_state)
-    atomic_write(folder / STATE_ARRAYS, lambda f: eqx.tree_serialise_leaves(f, arrays))
+    """Write the state so that a kill at any moment leaves the last complete one readable.
+
+    `state.json` (counters, `meta`, the SHA-256 of the arrays it goes with) is the commit
+    point. The arrays of the state it describes are first moved aside to
+    `state.previous.eqx`, the new arrays written to `state.eqx`, then `state.json` replaced
+    (each step atomic), then the previous arrays removed: whenever the process dies, one of the
+    two arrays files matches the description (`_load_state` picks it), so a resumed run
+    neither loses the steps of the last checkpoint nor counts any step twice. Ctrl-C and
+    SIGTERM wait until the write is done (it takes milliseconds), and a write that fails
+    midway puts the last complete state back in place.
+    """
+    with signals_held():
+        try:
+            _write_state(folder, state, meta)
+        except BaseException:
+            _settle(folder)
+            raise
+
+
+def _settle(folder: Path) -> None:
+    """After a state write that stopped midway: the arrays that `state.json` describes back
+    under `state.eqx`, the other arrays file removed (or left as it is when nothing fits)."""
+    arrays, previous = folder / STATE_ARRAYS, folder / STATE_PREVIOUS
+    try:
+        digest = json.loads((folder / STATE_JSON).read_text()).get("arrays_sha256")
+    except (OSError, ValueError, AttributeError):
+        return
+    if digest is not None and _file_sha256(previous) == digest:
+        os.replace(previous, arrays)
+    elif digest is not None and _file_sha256(arrays) == digest:
+        previous.unlink(missing_ok=True)
+
+
+def _write_state(folder: Path, state: TrainState, meta: dict[str, Any]) -> None:
     from .checkpoint import write_json  # non-finite floats become null
 
-    write_json(folder / STATE_JSON, {"counters": state.counters(), "meta": meta})
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, (state.module, state.best_module, state.opt_state))
+    data = buffer.getvalue()
+    arrays, previous, record = folder / STATE_ARRAYS, folder / STATE_PREVIOUS, folder / STATE_JSON
+    if record.exists() and arrays.exists():
+        try:
+            committed = json.loads(record.read_text()).get("arrays_sha256")
+        except (OSError, ValueError, AttributeError):
+            committed = None
+        # `state.eqx` may be the uncommitted half of a save that was killed (the complete
+        # state then being `state.previous.eqx`): only the committed one is kept aside.
+        if committed is None or _file_sha256(arrays) == committed:
+            os.replace(arrays, previous)
+    atomic_write(arrays, lambda f: f.write(data))
+    content = {
+        "format": STATE_FORMAT,
+        "diffdyn_version": __version__,
+        "arrays_sha256": _sha256(data),
+        "counters": state.counters(),
+        "meta": meta,
+    }
+    write_json(record, content)
+    previous.unlink(missing_ok=True)
 
 
 def has_state(folder: str | Path) -> bool:
     """Whether `folder` holds a training state that `train(..., resume=True)` can continue."""
-    return (Path(folder) / STATE_JSON).is_file() and (Path(folder) / STATE_ARRAYS).is_file()
+    folder = Path(folder)
+    return (folder / STATE_JSON).is_file() and (
+        (folder / STATE_ARRAYS).is_file() or (folder / STATE_PREVIOUS).is_file()
+    )
+
+
+def _read_record(folder: Path) -> dict[str, Any]:
+    """`state.json`, checked to be one this diffdyn reads."""
+    path = folder / STATE_JSON
+    try:
+        stored = json.loads(path.read_text())
+        if not isinstance(stored, dict) or not isinstance(stored.get("meta"), dict):
+            raise ValueError("not a training state")
+        if not isinstance(stored.get("counters"), dict):
+            raise ValueError("no counters")
+    except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError too
+        raise TrainingError(
+            f"the training state {path} is unreadable (damaged or truncated: {error}); "
+            "start the training again (--force on the command line)."
+        ) from None
+    written = stored.get("format", STATE_FORMAT)  # states before the format was recorded: 1
+    if written != STATE_FORMAT:
+        raise TrainingError(
+            f"the training state in {folder} was written by diffdyn "
+            f"{stored.get('diffdyn_version', '?')} in state format {written!r}; this diffdyn "
+            f"{__version__} reads format {STATE_FORMAT}: start the training again (--force on "
+            "the command line)."
+        )
+    return stored
 
 
 def read_state_meta(folder: str | Path) -> dict[str, Any]:
     """The `meta` dict stored with a training state (what the caller put there)."""
-    try:
-        return json.loads((Path(folder) / STATE_JSON).read_text())["meta"]
-    except (OSError, ValueError, KeyError) as error:
-        raise TrainingError(
-            f"the training state in {folder} is unreadable ({type(error).__name__}); "
-            "start the training again."
-        ) from None
+    return _read_record(Path(folder))["meta"]
+
+
+def read_state_record(folder: str | Path) -> dict[str, Any]:
+    """All that `state.json` holds: `counters`, `meta`, `format`, `diffdyn_version`."""
+    return _read_record(Path(folder))
+
+
+def _state_arrays(folder: Path, stored: dict[str, Any]) -> Path:
+    """The arrays file that goes with `state.json`, the other one removed."""
+    arrays, previous = folder / STATE_ARRAYS, folder / STATE_PREVIOUS
+    digest = stored.get("arrays_sha256")
+    if digest is None:  # a state written before digests were recorded
+        return arrays
+    if _file_sha256(arrays) == digest:
+        previous.unlink(missing_ok=True)
+        return arrays
+    if _file_sha256(previous) == digest:  # killed while writing the next state
+        os.replace(previous, arrays)
+        return arrays
+    raise TrainingError(
+        f"the training state in {folder} is damaged: {STATE_ARRAYS} is missing, truncated or "
+        f"does not belong to {STATE_JSON}; start the training again (--force on the command "
+        "line)."
+    )
 
 
 def _load_state(folder: Path, fresh: TrainState) -> TrainState:
-    from .checkpoint import deserialise
+    from .checkpoint import CheckpointError, deserialise
 
-    try:
-        stored = json.loads((folder / STATE_JSON).read_text())
-    except (OSError, ValueError) as error:
-        raise TrainingError(f"the training state in {folder} is unreadable ({error}).") from None
+    stored = _read_record(folder)
+    _remove_leftovers(folder)
+    path = _state_arrays(folder, stored)
     like = (fresh.module, fresh.best_module, fresh.opt_state)
-    fresh.module, fresh.best_module, fresh.opt_state = deserialise(folder / STATE_ARRAYS, like)
-    fresh.restore_counters(stored["counters"])
+    try:
+        fresh.module, fresh.best_module, fresh.opt_state = deserialise(path, like)
+    except CheckpointError:
+        if "arrays_sha256" not in stored:
+            raise
+        version = stored.get("diffdyn_version")
+        by = "" if version == __version__ else f" by diffdyn {version}"
+        raise TrainingError(
+            f"the training state in {folder} is whole but was written{by} for another module "
+            "than this run builds (another model, other hyperparameters or data of another "
+            "shape); resume with the request that started it, or start the training again "
+            "(--force on the command line)."
+        ) from None
+    try:
+        fresh.restore_counters(stored["counters"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise TrainingError(
+            f"the training state {folder / STATE_JSON} is damaged (counter {error}); start the "
+            "training again (--force on the command line)."
+        ) from None
     return fresh
 
 
@@ -356,6 +552,7 @@ def train(
     resume: bool = False,
     on_validation: Callable[[TrainState], None] | None = None,
     progress: bool | str = True,
+    divergence_advice: str = DEFAULT_ADVICE,
 ) -> TrainOutcome[M]:
     """Minimise `loss` over the inexact arrays of `module` with `optimiser`.
 
@@ -372,11 +569,15 @@ def train(
     - `optimiser`: any `optax.GradientTransformation` (e.g. `optax.chain(
       optax.clip_by_global_norm(1.0), optax.adam(1e-3))`).
     - `key`: step s draws its batch and loss keys from `fold_in(key, s)`.
-    - `steps`, `budget`: the end of the run — a step count, seconds of training, or both
-      (whichever comes first). At least one. The budget clock starts when the first call,
-      which compiles the step, returns, and stops while validating: a model that takes long
-      to compile still gets its budget of training (`TrainOutcome.compile_seconds` says how
-      long compiling took).
+    - `steps`, `budget`: the end of the run — a step count, seconds of wall-clock time, or
+      both (whichever comes first). At least one. The budget bounds the whole call: compiling
+      (the first call, `TrainOutcome.compile_seconds`), every step and every validation,
+      the final one included (its length is estimated from the last validation, or from the
+      compile time before there is one), so the call returns about `budget` seconds after it
+      started. At least one step is always taken: when compiling alone spends the budget the
+      run stops after that first step and its `stop_reason` says so. Budget progress is the
+      fraction of the time left after compiling, so schedules and curricula run their whole
+      course in the steps there is time for.
     - `schedule(progress) -> factor`: multiplies the updates (`train.schedule`; default
       constant 1).
     - `validate(module) -> float`: host-side validation loss (lower is better), every
@@ -396,6 +597,8 @@ def train(
       resume against); `resume`: continue the state in `checkpoint`.
     - `on_validation(state)`: called after every validation point (and its checkpoint).
     - `progress`: show a Rich progress bar (a string: its label).
+    - `divergence_advice`: the end of the `TrainingError` message when the run diverges —
+      what to change, in the caller's words (e.g. its command-line options).
 
     **Returns:** a `TrainOutcome`.
 
@@ -423,6 +626,7 @@ def train(
         raise DiffdynError(f"the budget must be a positive number of seconds; got {budget!r}.")
     if steps_per_call < 1:
         raise DiffdynError(f"steps_per_call must be at least 1; got {steps_per_call}.")
+    clock = _Clock(budget, validate is not None)  # this call's wall clock, from now
     schedule = schedule or constant()
     folder = None if checkpoint is None else Path(checkpoint)
     if resume and (folder is None or not has_state(folder)):
@@ -448,12 +652,10 @@ def train(
     chunk = max(1, min(steps_per_call, steps or steps_per_call, validate_every or steps_per_call))
     inv_steps = 0.0 if steps is None else 1.0 / steps
     checked_validation = 2.0  # seconds between validations of a budget-only run
-    # `budget` is this call's; `state.seconds` counts every call of the run. The budget clock
-    # starts when the first call (which compiles) returns and stops while validating.
-    started, seconds_before = time.perf_counter(), state.seconds
-    clock = _BudgetClock()
+    # `budget` is this call's; `state.seconds` counts every call of the run.
+    seconds_before, compile_before = state.seconds, state.compile_seconds
     per_step = None  # seconds per step, measured on calls after the first (which compiles)
-    calls, compile_seconds = 0, 0.0
+    calls = 0
     since_loss, since_ok = 0.0, 0
     next_validation = (
         state.step + validate_every - state.step % validate_every if validate_every else None
@@ -462,15 +664,21 @@ def train(
     bar = progress_bar(progress, total=steps, budget=budget, completed=state.step)
     with bar:
         while not state.finished:
-            elapsed = clock.elapsed()
+            stop_if_terminated()  # a SIGTERM whose exception was lost (`errors.terminate`)
             remaining = None if steps is None else steps - state.step
             if remaining is not None and remaining <= 0:
                 state.finished, state.stop_reason = True, f"{steps} steps done"
-            elif budget is not None and elapsed >= budget:
+            elif budget is not None and calls and clock.spent():
                 state.stop_reason = f"training budget of {budget:g} s reached"
+                compiling = state.compile_seconds - compile_before
+                if calls == 1 and compiling >= 0.5 * budget:
+                    state.stop_reason += (
+                        f" while compiling ({compiling:.3g} s): one step taken; give a larger "
+                        "budget to train"
+                    )
             if state.stop_reason:
-                _validate_point(state, validate, since_loss, since_ok, started, seconds_before,
-                                steps, budget, clock)  # fmt: skip
+                _validate_point(state, validate, since_loss, since_ok, seconds_before, steps,
+                                clock)  # fmt: skip
                 _after_validation(state, folder, checkpoint_meta, on_validation, bar)
                 break
             n = chunk if remaining is None else min(chunk, remaining)
@@ -481,10 +689,10 @@ def train(
                     n = 1  # the first calls compile and measure: one step each
                 else:
                     # Calls of about a quarter second, none overrunning the budget much.
-                    fit_in = min(budget - elapsed, 0.25) / max(per_step, 1e-9)
+                    fit_in = min(clock.left(), 0.25) / max(per_step, 1e-9)
                     n = max(1, min(n, int(fit_in) + 1))
-            time_start = 0.0 if budget is None else elapsed / budget
-            time_per_step = 0.0 if budget is None or per_step is None else per_step / budget
+            time_start = clock.fraction()
+            time_per_step = 0.0 if per_step is None else clock.fraction_of(per_step)
             params, static = eqx.partition(state.module, eqx.is_inexact_array)
             if replicated is not None:
                 params = jax.device_put(params, replicated)
@@ -495,7 +703,7 @@ def train(
                 jnp.asarray(state.failures, jnp.int32),
             )
             call_started = time.perf_counter()
-            params, state.opt_state, scalars, loss_sum, n_ok = _run_chunk(
+            params, opt_state, scalars, loss_sum, n_ok = _run_chunk(
                 params,
                 static,
                 state.opt_state,
@@ -514,24 +722,25 @@ def train(
                 n_devices,
             )
             loss_sum, n_ok = float(loss_sum), int(n_ok)  # waits for the chunk
+            step, scale, failures = (np.asarray(s).item() for s in scalars)
+            # The state changes only here, all at once, after the chunk is done: an interrupt
+            # during the call leaves it as it was at the end of the previous chunk.
+            state.module, state.opt_state = eqx.combine(params, static), opt_state
+            state.step, state.update_scale, state.failures = int(step), float(scale), int(failures)
             took = time.perf_counter() - call_started
             calls += 1
             if calls == 1:
-                compile_seconds = took
-                clock.start()
+                state.compile_seconds = compile_before + took
+                clock.compiled(took)
             else:
                 per_step = took / n if per_step is None else 0.7 * per_step + 0.3 * took / n
-            state.module = eqx.combine(params, static)
-            step, scale, failures = (np.asarray(s).item() for s in scalars)
-            state.step, state.update_scale, state.failures = int(step), float(scale), int(failures)
             since_loss, since_ok = since_loss + loss_sum, since_ok + n_ok
-            state.seconds = seconds_before + time.perf_counter() - started
+            state.seconds = seconds_before + clock.elapsed()
             if state.failures > max_failures:
                 raise TrainingError(
                     f"training diverged: {state.failures} steps had a non-finite loss or "
                     f"gradient even after scaling the updates down to {state.update_scale:.2g}"
-                    " of their size; try a smaller learning rate, a shorter horizon, or "
-                    "stronger gradient clipping."
+                    f" of their size; {divergence_advice}"
                 )
             bar.update(
                 state.step,
@@ -545,8 +754,8 @@ def train(
             ):
                 due = True
             if due:
-                _validate_point(state, validate, since_loss, since_ok, started, seconds_before,
-                                steps, budget, clock)  # fmt: skip
+                _validate_point(state, validate, since_loss, since_ok, seconds_before, steps,
+                                clock)  # fmt: skip
                 since_loss, since_ok = 0.0, 0
                 last_validation_time = time.perf_counter()
                 if next_validation is not None:
@@ -560,8 +769,7 @@ def train(
     best = state.best_module if validate is not None else state.module
     if not module_is_finite(best):
         raise TrainingError(
-            "training produced non-finite parameters; nothing was kept. Try a smaller "
-            "learning rate or stronger gradient clipping."
+            "training produced non-finite parameters; nothing was kept; " + divergence_advice
         )
     return TrainOutcome(
         module=best,
@@ -573,49 +781,82 @@ def train(
         failures=state.failures,
         finished=state.finished,
         stop_reason=state.stop_reason,
-        compile_seconds=compile_seconds,
+        compile_seconds=state.compile_seconds,
     )
 
 
-class _BudgetClock:
-    """Seconds of training counted against the budget: from `start()` on, validations paused."""
+class _Clock:
+    """The wall clock of one `train` call, and its budget (which covers everything: compiling,
+    steps, validations).
 
-    def __init__(self):
-        self.origin: float | None = None
+    Budget progress is measured over the time left once the first call (compiling) returned,
+    less the time the final validation is expected to take, so that a schedule runs its whole
+    course in the steps there is time for and the run ends near its budget, not after it.
+    """
 
-    def start(self) -> None:
+    def __init__(self, budget: float | None, validates: bool):
         self.origin = time.perf_counter()
+        self.budget = budget
+        self.validates = validates
+        self.compile: float | None = None  # seconds of the first call
+        self.start: float | None = None  # elapsed seconds when the first call returned
+        self.validation: float | None = None  # seconds the last validation took
 
     def elapsed(self) -> float:
-        return 0.0 if self.origin is None else time.perf_counter() - self.origin
+        return time.perf_counter() - self.origin
 
-    @contextlib.contextmanager
-    def paused(self):
-        began = time.perf_counter()
-        try:
-            yield
-        finally:
-            if self.origin is not None:
-                self.origin += time.perf_counter() - began
+    def compiled(self, seconds: float) -> None:
+        self.compile, self.start = seconds, self.elapsed()
+
+    def reserve(self) -> float:
+        """Seconds kept for the final validation."""
+        if not self.validates:
+            return 0.0
+        if self.validation is not None:
+            return self.validation
+        # Not validated yet: the first validation compiles a forward pass, which takes
+        # about as long as compiling the training step (forward and backward) and less.
+        return 0.5 * (self.compile or 0.0)
+
+    def left(self) -> float:
+        """Seconds of the budget left for steps (infinite without a budget)."""
+        if self.budget is None:
+            return math.inf
+        return self.budget - self.elapsed() - self.reserve()
+
+    def spent(self) -> bool:
+        return self.left() <= 0
+
+    def _span(self) -> float:
+        assert self.budget is not None and self.start is not None
+        return max(self.budget - self.start - self.reserve(), 1e-9)
+
+    def fraction(self) -> float:
+        """Budget progress now, in [0, 1] (0 without a budget or before the first call)."""
+        if self.budget is None or self.start is None:
+            return 0.0
+        return min(1.0, max(0.0, (self.elapsed() - self.start) / self._span()))
+
+    def fraction_of(self, seconds: float) -> float:
+        if self.budget is None or self.start is None:
+            return 0.0
+        return seconds / self._span()
 
 
-def _validate_point(
-    state, validate, since_loss, since_ok, started, seconds_before, steps, budget, clock
-) -> None:
+def _validate_point(state, validate, since_loss, since_ok, seconds_before, steps, clock) -> None:
     if state.history and state.history[-1].step == state.step:
         return  # this step was validated already (the run ended on a validation point)
     train_loss = since_loss / since_ok if since_ok else math.nan
     if validate is not None:
-        with clock.paused():
-            value = float(validate(state.module))
+        began = time.perf_counter()
+        value = float(validate(state.module))
+        clock.validation = time.perf_counter() - began
     else:
         value = train_loss
-    fractions = [0.0]
+    fractions = [0.0, clock.fraction()]
     if steps:
         fractions.append(state.step / steps)
-    if budget:
-        fractions.append(clock.elapsed() / budget)
-    state.seconds = seconds_before + time.perf_counter() - started
+    state.seconds = seconds_before + clock.elapsed()
     state.history.append(
         Record(state.step, train_loss, value, min(1.0, max(fractions)), state.seconds)
     )

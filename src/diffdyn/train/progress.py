@@ -68,6 +68,9 @@ class _RichBar:
         return self
 
     def __exit__(self, *exc):
+        if exc[0] is not None:
+            # A failed or interrupted run: the bar goes, so that its error is the one line.
+            self.progress.live.transient = True
         return self.progress.__exit__(*exc)
 
     def update(self, completed: int, seconds: float | None = None, **fields) -> None:

@@ -1,8 +1,9 @@
 """Schedules in units of run progress: functions of p ∈ [0, 1], the fraction of the run done.
 
-A run ends at its step count or its budget of training time, whichever comes first; `train`
-measures progress as the larger of the two fractions, so a budget-limited run warms up, anneals and
-reaches the end of its curriculum before it stops, however few steps the budget allows.
+A run ends at its step count or its wall-clock budget (compiling and validation included),
+whichever comes first; `train` measures progress as the larger of the two fractions, so a
+budget-limited run warms up, anneals and reaches the end of its curriculum before it stops,
+however few steps the budget allows.
 
 A schedule multiplies the optimiser's updates (for Adam and its kin that is the learning rate):
 `train(..., schedule=cosine(warmup=0.05))`. Any traceable `p -> factor` works too; the ones

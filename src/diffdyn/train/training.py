@@ -4,7 +4,8 @@ gradient with `fit`, in closed form, or not at all) and saved in a model folder.
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,13 @@ from ..data.series import Series
 from ..data.split import held_out_start
 from ..errors import DataError, DiffdynError
 from ..models.base import AbstractForecaster
-from ..models.registry import build_model, model_spec, resolve_hyperparameters
+from ..models.registry import (
+    build_model,
+    check_model_size,
+    model_spec,
+    resolve_hyperparameters,
+)
+from ..resources import check_activation_memory
 from . import checkpoint
 from .config import TrainConfig
 from .data_source import TEST_FRACTION, DataSource, lyapunov_exponent_of
@@ -36,12 +43,15 @@ def check_train_request(
     options: dict[str, Any] | None = None,
     force: bool = False,
     resume: bool = False,
+    seed: int | None = None,
 ) -> tuple[dict[str, Any], TrainConfig]:
     """Check everything about a training request but the data, changing nothing.
 
     Raises for an unknown model, hyperparameter or training option, a bad value, both
-    `force` and `resume`, or a folder that cannot take the model (`checkpoint.check_folder`;
-    `folder=None` trains in memory). `train_model` calls it first; call it yourself to fail
+    `force` and `resume`, a folder that cannot take the model (`checkpoint.check_folder`;
+    `folder=None` trains in memory), or — with `resume` — a training state written by
+    another request (model, hyperparameters, training options, or `seed` when given; the data
+    are compared by `train_model`). `train_model` calls it first; call it yourself to fail
     before loading or simulating data. Returns the resolved hyperparameters and the
     `TrainConfig`.
     """
@@ -60,26 +70,42 @@ def check_train_request(
                 f"--param context={hyper['context']} and --context {config.context} disagree; "
                 "give one of them (this model reads contexts of exactly one length)."
             )
-    if spec.cls.fit_kind == "gradient":
-        _probe_model(model_name, hyper, config.context)
+    _probe_model(model_name, hyper, config, gradient=spec.cls.fit_kind == "gradient")
     if folder is not None:
         checkpoint.check_folder(folder, force=force, resume=resume)
+        if resume:
+            request = _request(model_name, hyper, config, seed, None)
+            check_resume(folder, {k: v for k, v in request.items() if v is not None})
     elif resume:
         raise DiffdynError("resuming needs the model folder the training was saved in.")
     return hyper, config
 
 
-def _probe_model(model_name: str, hyper: dict[str, Any], context: int) -> None:
-    """Build the model and run it once on a context of the training length, abstractly
-    (`eqx.filter_eval_shape`: nothing is computed), so that a constructor or call-time error —
-    an unknown score, heads that do not divide the width, a positional table shorter than the
-    context — stops the request before any data are simulated or any folder is made."""
+def _probe_model(
+    model_name: str, hyper: dict[str, Any], config: TrainConfig, *, gradient: bool
+) -> None:
+    """Build the model and (`gradient`) run it once on a context of the training length,
+    abstractly (`eqx.filter_eval_shape`: nothing is allocated or computed), so that a
+    constructor or call-time error — an unknown score, heads that do not divide the width, a
+    positional table shorter than the context — or a model too large for this machine's
+    memory (its parameters and optimiser state, and a batch's activations) stops the request
+    before any data are simulated or any folder is made."""
 
     def probe():
         model = build_model(model_name, 1, 0, key=jax.random.key(0), **hyper)
-        return model(jnp.zeros((context, 1)), horizon=1)[0]
+        return model(jnp.zeros((config.context, 1)), horizon=1)[0]
 
-    eqx.filter_eval_shape(probe)
+    abstract = check_model_size(model_name, 1, 0, hyper)
+    if gradient:
+        eqx.filter_eval_shape(probe)
+        check_activation_memory(
+            abstract,
+            config.batch_size,
+            config.context + config.horizon,
+            f"a batch of {config.batch_size} windows of {config.context} + {config.horizon} "
+            f"steps through {model_name}",
+            "give a smaller --batch-size, --context or --horizon.",
+        )
 
 
 def train_forecaster(
@@ -107,6 +133,7 @@ def train_forecaster(
         options=options,
         force=force,
         resume=resume,
+        seed=seed,
     )
     if source.kind == "file":
         train_rows = held_out_start(len(series), TEST_FRACTION)
@@ -120,20 +147,16 @@ def train_forecaster(
             f"(context {config.context} + horizon {config.horizon}); use more data or pass "
             "smaller --context/--horizon."
         )
-    if folder is not None:
-        folder = checkpoint.prepare_folder(folder, force=force, resume=resume)
-    try:
-        trained, sidecar = _train_into(
-            folder, train, series, source, model_name, hyper, config, seed, budget, resume,
-            progress, lyapunov_exponent, train_rows, devices,
-        )  # fmt: skip
-    except DiffdynError:
-        # Bad input or a diverged run leaves nothing behind (an interrupted one keeps its
-        # resumable state: KeyboardInterrupt is not caught here).
-        if folder is not None and not resume:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return trained, TrainResult.from_sidecar(folder, sidecar)
+    args = (train, series, source, model_name, hyper, config, seed, budget, progress,
+            lyapunov_exponent, train_rows, devices)  # fmt: skip
+    if folder is None:
+        trained, sidecar = _train_into(None, False, None, *args)
+        return trained, TrainResult.from_sidecar(None, sidecar)
+    # Locked while it runs; a failure leaves nothing behind (and --force's old folder as it
+    # was); an interrupted run keeps its resumable state (`checkpoint.training_folder`).
+    with checkpoint.training_folder(folder, force=force, resume=resume) as place:
+        trained, sidecar = _train_into(place.path, place.resume, place.target, *args)
+    return trained, TrainResult.from_sidecar(place.target, sidecar)
 
 
 def train_model(
@@ -157,7 +180,17 @@ def train_model(
     A file's last `TEST_FRACTION` of rows is held out for `evaluate`; a simulated series is
     used whole (evaluation simulates a fresh one). The scaler is fitted on the training rows
     only. Gradient models train with `fit` (checkpointing every epoch for `resume`); closed-form
-    models fit in one solve. Nothing is saved if training fails.
+    models fit in one solve. `budget` is wall-clock seconds for the whole training, compiling
+    and validation included (`train`). Nothing is saved if training fails.
+
+    `folder` is locked while training runs (a second training into it is refused). A new
+    folder is removed again when training fails or is interrupted before its first checkpoint.
+    With `force` an existing folder is replaced only when the new model is complete: training
+    runs in `.NAME.partial` beside it, swapped in at the end; when that fails the old folder is
+    as it was, and when it is interrupted after a checkpoint `resume` continues the partial
+    run (and replaces the old folder when it ends). `resume` refuses a state written by
+    another request: other data (by fingerprint), model, hyperparameters, training options or
+    seed — the budget, `devices` and `lyapunov_exponent` may change.
 
     **Example:**
 
@@ -187,8 +220,167 @@ def train_model(
     return result
 
 
-def _train_into(folder, train, series, source, model_name, hyper, config, seed, budget, resume,
-                progress, lyapunov_exponent, train_rows, devices):  # fmt: skip
+def _request(model_name, hyper, config, seed, data) -> dict[str, Any]:
+    """What makes two trainings the same one (all but budget, devices, progress), as JSON."""
+    request = {
+        "model": model_name,
+        "hyperparameters": hyper,
+        "training": config.to_dict(),
+        "seed": seed,
+        "data": data,
+    }
+    return json.loads(json.dumps(request))
+
+
+def _data_identity(source: DataSource, train: Series, rows: int) -> dict[str, Any]:
+    return {
+        **source.to_json(),
+        "rows": rows,
+        "variables": list(train.variables),
+        "exog_variables": list(train.exog_variables),
+        "dt": train.dt,
+    }
+
+
+DATA_IDENTITY = ("kind", "fingerprint", "variables", "exog_variables", "dt")
+
+
+def request_fingerprint(request: dict[str, Any]) -> str:
+    """A short hash of a training request; the data by their own fingerprint, not by path."""
+    data = request.get("data") or {}
+    key = {
+        **request,
+        "data": {k: data.get(k) for k in DATA_IDENTITY},
+    }
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_FLAGS = {"context": "--context", "horizon": "--horizon", "epochs": "--epochs",
+          "batch_size": "--batch-size", "learning_rate": "--learning-rate",
+          "strategy": "--strategy"}  # fmt: skip
+
+
+def _option_text(name: str, value: Any) -> str:
+    flag = _FLAGS.get(name)
+    return f"{flag} {value}" if flag else f"--option {name}={value}"
+
+
+def _data_text(data: dict[str, Any]) -> str:
+    fingerprint = f"fingerprint {data.get('fingerprint') or '?'}"
+    if data.get("kind") == "file":
+        return f"--data {data.get('path')} ({fingerprint})"
+    if data.get("kind") == "system":
+        params = "".join(
+            f" --system-param {k}={v}" for k, v in (data.get("parameters") or {}).items()
+        )
+        return f"--system {data.get('system')}{params} ({data.get('rows')} samples, {fingerprint})"
+    return f"a series given in Python ({fingerprint})"
+
+
+def _differences(stored: dict[str, Any], given: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """What differs between a stored and a given request, in words, and the names of the
+    parts (for the advice)."""
+    said, parts = [], []
+    if "model" in given and stored.get("model") != given["model"]:
+        said.append(f"it trains --model {stored.get('model')}; this --resume gives --model "
+                    f"{given['model']}")  # fmt: skip
+        parts.append("--model")
+    elif "hyperparameters" in given and stored.get("hyperparameters") != given["hyperparameters"]:
+        old, new = stored.get("hyperparameters") or {}, given["hyperparameters"]
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        said.append(
+            "it has " + " ".join(f"-p {k}={old.get(k)}" for k in keys) + "; this --resume "
+            "gives " + " ".join(f"-p {k}={new.get(k)}" for k in keys)
+        )
+        parts.append("--param")
+    if "training" in given and stored.get("training") != given["training"]:
+        old, new = stored.get("training") or {}, given["training"]
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        said.append(
+            "it trains with " + ", ".join(_option_text(k, old.get(k)) for k in keys)
+            + "; this --resume gives " + ", ".join(_option_text(k, new.get(k)) for k in keys)
+        )  # fmt: skip
+        parts.append("training options")
+    if "seed" in given and stored.get("seed") != given["seed"]:
+        said.append(f"it was started with --seed {stored.get('seed')}; this --resume gives "
+                    f"--seed {given['seed']}")  # fmt: skip
+        parts.append("--seed")
+    if given.get("data") is not None:
+        old, new = stored.get("data") or {}, given["data"]
+        if any(old.get(k) != new.get(k) for k in DATA_IDENTITY):
+            changed = (
+                ", whose contents have changed since"
+                if old.get("kind") == new.get("kind") == "file"
+                and old.get("path") == new.get("path")
+                else ""
+            )
+            for key, what in (("variables", "variables"), ("dt", "sampling step")):
+                if old.get("fingerprint") == new.get("fingerprint") and old.get(key) != new.get(
+                    key
+                ):
+                    changed += f" ({what} {old.get(key)} then, {new.get(key)} now)"
+            said.append(f"it was trained on {_data_text(old)}; this --resume gives "
+                        f"{_data_text(new)}{changed}")  # fmt: skip
+            parts.append("data")
+    return said, parts
+
+
+def check_resume(folder: str | Path, given: dict[str, Any]) -> None:
+    """Refuse to resume the training state of `folder` with another request than the one
+    that wrote it (parts of a `_request`; those left out are not compared), naming what
+    differs."""
+    place = checkpoint.resume_folder(folder)
+    if place is None:
+        return
+    meta = read_state_meta(place)
+    stored = {
+        **meta,
+        "data": {
+            **(meta.get("data") or {}),
+            "variables": meta.get("variables"),
+            "exog_variables": meta.get("exog_variables"),
+            "dt": meta.get("dt"),
+        },
+    }
+    if given.keys() >= {"model", "hyperparameters", "training", "seed", "data"} and stored.get(
+        "request_fingerprint"
+    ) == request_fingerprint(given):
+        return
+    said, parts = _differences(stored, given)
+    if said:
+        same = " and ".join(dict.fromkeys(parts))
+        raise checkpoint.CheckpointError(
+            f"the unfinished training in {folder} was started by another request ("
+            + "; ".join(said)
+            + f"): resume with the same {same}, or start again with --force."
+        )
+
+
+def _divergence_advice(model_name: str, config: TrainConfig) -> str:
+    """What to change when gradient training diverges: the command-line options that help."""
+    return (
+        f"retrain with a smaller --learning-rate (now {config.learning_rate:g}), stronger "
+        f"gradient clipping (--option clip=..., now {config.clip:g}), a shorter --horizon "
+        f"(now {config.horizon}) or --strategy teacher."
+    )
+
+
+def _non_finite_advice(model_name: str, hyper: dict[str, Any], config: TrainConfig) -> str:
+    fit_kind = model_spec(model_name).cls.fit_kind
+    if fit_kind == "gradient":
+        return _divergence_advice(model_name, config)
+    if "ridge" in hyper:
+        return (
+            "its closed-form fit is ill-conditioned on these data: give a larger ridge "
+            "(-p ridge=1e-4, or larger), or rescale the data."
+        )
+    return "check the data for huge or constant values."
+
+
+def _train_into(folder, resume, target, train, series, source, model_name, hyper, config, seed,
+                budget, progress, lyapunov_exponent, train_rows, devices):  # fmt: skip
+    request = _request(model_name, hyper, config, seed, _data_identity(source, train, len(series)))
     scaler = Scaler.fit(train)
     values = jnp.asarray(scaler.transform(np.asarray(train.values)))
     exog = None if train.exog is None else jnp.asarray(train.exog)
@@ -210,21 +402,16 @@ def _train_into(folder, train, series, source, model_name, hyper, config, seed, 
         "data": {**source.to_json(), "rows": len(series), "train_rows": train_rows},
         "lyapunov_exponent": lyapunov_exponent_of(train, lyapunov_exponent),
         "seed": seed,
+        "request_fingerprint": request_fingerprint(request),
     }
     started = time.perf_counter()
     if model.fit_kind == "gradient":
         resume_folder = None if folder is None else folder / checkpoint.RESUME
         if resume and resume_folder is not None:
+            check_resume(target, request)
             stored = read_state_meta(resume_folder)
-            if stored.get("model") != model_name or stored.get("hyperparameters") != hyper:
-                raise checkpoint.CheckpointError(
-                    f"the unfinished training in {folder} is of model {stored.get('model')} "
-                    "with other settings; resume it with the same --model and --param."
-                )
-            sidecar["seed"] = seed = stored["seed"]
-            init_key, train_key = jax.random.split(jax.random.key(seed))
-            model = build_model(model_name, train.dim, len(train.exog_variables), dt=dt,
-                                key=init_key, **hyper)  # fmt: skip
+            if lyapunov_exponent is None:  # recorded for evaluate: the first run's stands
+                sidecar["lyapunov_exponent"] = stored.get("lyapunov_exponent")
         outcome = fit(
             model,
             values,
@@ -237,12 +424,14 @@ def _train_into(folder, train, series, source, model_name, hyper, config, seed, 
             resume=resume,
             devices=devices,
             progress=progress,
+            divergence_advice=_divergence_advice(model_name, config),
         )
         trained, stop_reason = outcome.module, outcome.stop_reason
         finished = outcome.finished
         sidecar["history"] = [r.to_json() for r in outcome.history]
         sidecar["best_val_loss"] = outcome.best_val
         sidecar["train_seconds"] = outcome.seconds
+        sidecar["compile_seconds"] = outcome.compile_seconds
         sidecar["steps"] = outcome.steps
     elif model.fit_kind == "closed_form":
         trained = model.fit_closed_form(values, exog)
@@ -254,8 +443,8 @@ def _train_into(folder, train, series, source, model_name, hyper, config, seed, 
     leaves = jax.tree_util.tree_leaves(eqx.filter(trained, eqx.is_inexact_array))
     if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves):
         raise DiffdynError(
-            "training produced non-finite parameters; nothing was saved. Try a smaller "
-            "learning_rate or the teacher strategy."
+            "training produced non-finite parameters; nothing was saved. "
+            + _non_finite_advice(model_name, hyper, config)
         )
     sidecar["stop_reason"] = stop_reason
     sidecar["finished"] = finished
