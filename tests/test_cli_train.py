@@ -274,6 +274,7 @@ def test_subprocess_train_then_evaluate(tmp_path):
     assert again.stderr.strip().count("\n") == 0 and "already exists" in again.stderr
 
 
+@pytest.mark.slow  # 20 s; test_train.py checks two devices against one in `make test`
 def test_train_on_two_host_devices(tmp_path):
     diffdyn_script = _entry_point()
     done = subprocess.run(

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from contract import assert_refused, run, snapshot
 from diffdyn.data import Series, read_series, write_series
-from diffdyn.errors import DiffdynError
+from diffdyn.errors import DiffdynError, Terminated
+from diffdyn.files import atomic_write
 from diffdyn.options import MAX_INT, check_number
 from diffdyn.train.config import TrainConfig
 
@@ -378,6 +379,11 @@ CASES = [
         "compare --systems henon --models persistence --lyapunov-exponent nan -o {r}/out/c",
         ["lyapunov"],
     ),
+    (
+        "compare-float32-overflow",
+        "compare --data {r}/big.csv --models persistence -o {r}/out/c",
+        ["big.csv", "float32"],
+    ),
     # -- results -----------------------------------------------------------------------------
     ("results-file", "results {r}/good.csv", ["good.csv"]),
     ("results-empty-folder", "results {r}/out", ["out"]),
@@ -420,6 +426,62 @@ def test_evaluate_replaces_its_own_default_file_and_an_explicit_one_with_force(p
     assert run("evaluate", place / "m", "--data", place / "good.csv", "-o", target,
                "--force").exit_code == 0  # fmt: skip
     assert "vpt" in target.read_text()
+
+
+@pytest.mark.parametrize("stored", ["{not json", "[1, 2]", "null"])
+def test_a_damaged_stored_run_configuration_is_one_line(place, tmp_path, stored):
+    out = tmp_path / "c"
+    assert (
+        run("compare", "--systems", "henon", "--models", "persistence", "-o", out).exit_code == 0
+    )
+    with sqlite3.connect(out / "results.sqlite") as db:
+        db.execute("UPDATE runs SET config = ?", (stored,))
+    before = snapshot(out)
+    again = run("compare", "--systems", "henon", "--models", "persistence", "-o", out)
+    assert_refused(again, "damaged run configuration")
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "status", "words"),
+    [(KeyboardInterrupt, 130, "interrupted"), (Terminated, 143, "SIGTERM")],
+)
+def test_an_interrupt_is_one_line_with_its_status(place, monkeypatch, interrupt, status, words):
+    def stop(**_):
+        raise interrupt()
+
+    monkeypatch.setattr("diffdyn.cli.load_data", stop)
+    before = snapshot(place)
+    result = run("train", "--data", place / "good.csv", "--model", "persistence",
+                 "-o", place / "out" / "t")  # fmt: skip
+    assert result.exit_code == status
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
+    assert "--resume" in lines[0]
+    assert snapshot(place) == before
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, Terminated])
+def test_an_interrupted_write_leaves_no_temporary_file_and_the_old_file(tmp_path, interrupt):
+    target = tmp_path / "kept.csv"
+    target.write_text("old")
+
+    def write(file):
+        file.write(b"half of the new")
+        raise interrupt()
+
+    with pytest.raises(interrupt):
+        atomic_write(target, write)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.csv"]
+
+
+@pytest.mark.slow  # about a minute: ten million samples
+def test_a_very_long_simulation_does_not_overflow_the_solver_step_count(tmp_path):
+    # 4096 + 256 × steps once overflowed int32 (max_steps) above 8.4 million samples.
+    result = run("simulate", "lorenz63", "--steps", "10000000", "-o", tmp_path / "s.npz")
+    assert result.exit_code == 0, result.stderr
+    assert len(read_series(tmp_path / "s.npz")) == 10_000_000
 
 
 # -- property-based: malformed CSVs and option values ---------------------------------------

@@ -9,14 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from diffdyn.data import Scaler
+from diffdyn.data import Scaler, Series
 from diffdyn.errors import DiffdynError
 from diffdyn.metrics import valid_prediction_time
 from diffdyn.models import ESN, NGRC, build_model, model_spec
 from diffdyn.models.registry import resolve_hyperparameters
 from diffdyn.nn.ridge import RIDGE_CANDIDATES, ridge_path, ridge_regression
 from diffdyn.systems import get_system, simulate
-from diffdyn.train import checkpoint
+from diffdyn.train import DataSource, checkpoint
+from diffdyn.train.training import train_forecaster
 
 LORENZ_LYAPUNOV = 0.9056
 
@@ -388,13 +389,13 @@ def test_a_chosen_ridge_survives_a_checkpoint_round_trip(name, tmp_path):
     extra = {"size": 60, "washout": 20} if name == "esn" else {}
     hyperparameters = resolve_hyperparameters(name, extra)
     assert hyperparameters["ridge"] == "auto"
-    fitted = build_model(name, 2, key=jax.random.key(0), **hyperparameters).fit_closed_form(
-        y[:200]
-    )
-    # what the training pipeline records: the registry name and hyperparameters, not α
-    sidecar = {"model": name, "hyperparameters": hyperparameters, "dim": 2, "exog_dim": 0}
-    checkpoint.save_model(tmp_path, fitted, sidecar)
-    loaded, stored = checkpoint.load_model(tmp_path)
+    series = Series(y[:200], np.arange(200.0), ("a", "b"), dt=1.0)
+    # through the training pipeline, which records the registry name and hyperparameters, not α
+    fitted, _ = train_forecaster(
+        series, DataSource.of_series(series), name, tmp_path / "m", hyperparameters=extra,
+        progress=False,
+    )  # fmt: skip
+    loaded, stored = checkpoint.load_model(tmp_path / "m")
     assert stored["hyperparameters"]["ridge"] == "auto"
     assert np.isfinite(fitted.ridge) and float(loaded.ridge) == float(fitted.ridge)
     np.testing.assert_array_equal(loaded(y[:30], horizon=8)[0], fitted(y[:30], horizon=8)[0])

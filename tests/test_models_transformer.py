@@ -136,7 +136,7 @@ def test_bad_inputs_raise_actionable_errors(getkey):
         build_model("transformer", DIM, key=getkey(), positional="learnt")
     with pytest.raises(DiffdynError, match="layers must be a positive"):
         build_model("transformer", DIM, key=getkey(), layers=0)
-    with pytest.raises(DiffdynError, match="window must be 0"):
+    with pytest.raises(DiffdynError, match="window"):
         build_model("transformer", DIM, key=getkey(), window=-1)
     short = small_model(0, getkey(), positional="learned", max_length=8)
     with pytest.raises(DiffdynError, match="longer than the learned positional table"):

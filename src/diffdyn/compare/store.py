@@ -238,8 +238,18 @@ class ResultsStore:
         if not rows:
             return None
         config, diffdyn_version, jax_version, created = rows[0]
+        try:
+            stored = json.loads(config)
+        except (TypeError, ValueError):
+            stored = None
+        if not isinstance(stored, dict):
+            raise DiffdynError(
+                f"{self.path} holds a damaged run configuration (not a JSON record); give "
+                "another output folder (the results stored there can still be exported with "
+                "`diffdyn results --csv`)."
+            )
         return {
-            "config": json.loads(config),
+            "config": stored,
             "diffdyn_version": diffdyn_version,
             "jax_version": jax_version,
             "created": created,
