@@ -37,6 +37,7 @@ def test_task_trains_and_reports_bit_error_per_length(tmp_path):
     assert out.read_text() == before
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_two_hop_reports_accuracy_per_number_of_chains(two_hop_json):
     result, out = two_hop_json
     assert result.exit_code == 0, result.stderr

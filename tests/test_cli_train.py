@@ -253,6 +253,7 @@ def test_evaluate_bad_options(trained, tmp_path):
     assert_one_line_error(run("evaluate", folder, *HENON, "-o", tmp_path / "s.txt"), ".json")
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_subprocess_train_then_evaluate(tmp_path):
     diffdyn_script = _entry_point()
     command = (

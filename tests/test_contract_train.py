@@ -244,9 +244,9 @@ def test_the_budget_counts_compiling_and_validation(tmp_path):
     assert result.exit_code == 0, result.stderr
     sidecar = json.loads((folder / "model.json").read_text())
     # Compiling, every step and every validation within the budget (and a little over: the
-    # last chunk of steps and the final validation, which are estimated).
-    assert 0 < sidecar["compile_seconds"] < sidecar["train_seconds"] <= 2 + 0.75
-    assert took < 2 + 3  # data, compiling and saving included
+    # last chunk of steps and the final validation are estimated; more on a loaded machine).
+    assert 0 < sidecar["compile_seconds"] < sidecar["train_seconds"] <= 2 + 1.5
+    assert took < 2 + 4  # data, compiling and saving included
     text = " ".join(result.stdout.split())
     assert f"{sidecar['train_seconds']:.3g} s, of which " in text and " s compiling;" in text
     assert "budget of 2 s reached" in text

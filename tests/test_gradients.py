@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from diffdyn.systems import (
     Henon,
@@ -79,6 +80,7 @@ def test_kuramoto_sivashinsky_gradient_in_length_and_initial_state(x64):
 
 
 # -- a user's own systems are differentiable too ---------------------------------------------
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_user_flow_gradient_in_its_parameters(x64):
     def loss(theta):
         system = with_parameters(Brusselator(), ["a", "b"], theta)

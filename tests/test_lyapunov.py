@@ -51,6 +51,7 @@ def test_convergence_record_ends_at_the_estimate():
     assert spectrum.convergence_times[-1] == pytest.approx(spectrum.settings["duration"])
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_tangent_map_matches_finite_differences(x64):
     # The exponents rest on the Jacobian of the internal step: check it against central
     # differences for each kind of system.

@@ -26,6 +26,7 @@ def test_shapes_and_attention_rows():
     np.testing.assert_allclose(att.sum(-1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_weight_tying():
     hops, dim = 3, 8
     net = _net(hops=hops, dim=dim)
@@ -89,6 +90,7 @@ def test_two_hop_data_is_consistent():
         assert {int(y): int(x) for x, r, y in s if r == HOLDS}[box] == a
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_gradient_matches_finite_differences(x64):
     s, q, a = two_hop_batch(jax.random.key(6), 2)
     net = MemN2N(V, 4, 6, 3, 2, key=jax.random.key(0))

@@ -56,7 +56,7 @@ def test_oneplus_and_interface_size():
         parse_dnc_interface(jnp.zeros(5), 4, 2)
 
 
-@pytest.mark.parametrize("write_heads", [1, 2])
+@pytest.mark.parametrize("write_heads", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_weightings_and_links_stay_in_range(getkey, write_heads):
     slots, word, reads, steps = 6, 3, 2, 40
     size = dnc_interface_size(word, reads, write_heads)
@@ -167,7 +167,7 @@ def test_module_call_shapes(getkey):
     assert state.links.shape == (2, 5, 5) and state.read_weights.shape == (2, 5)
 
 
-@pytest.mark.parametrize("write_heads", [1, 2])
+@pytest.mark.parametrize("write_heads", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_gradients_through_steps_match_finite_differences(x64, getkey, write_heads):
     slots, word, reads, controller, steps = 5, 3, 2, 4, 4
     access = DNCMemory(

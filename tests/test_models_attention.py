@@ -20,8 +20,10 @@ def _model(key, exog_dim=0, **kw):
 
 
 @pytest.mark.parametrize(
-    "params", [{}, {"cell": "lstm", "score": "cosine"}, {"cell": "rnn", "score": "dot"}]
-)
+    "params",
+    [{}, pytest.param({"cell": "lstm", "score": "cosine"}, marks=pytest.mark.slow),
+     pytest.param({"cell": "rnn", "score": "dot"}, marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_shapes_alignment_vmap_and_gradients(params, getkey):
     model = _model(getkey(), exog_dim=2, **params)
     assert model.fit_kind == "gradient" and model.has_attention
@@ -69,6 +71,7 @@ def test_bad_hyperparameters_are_refused(getkey):
         _model(getkey())(jnp.zeros((CONTEXT, DIM + 1)), horizon=3)
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_gradient_matches_finite_differences(x64, getkey):
     model = _model(getkey(), exog_dim=1, hidden=4, score="general")
     model = to_float64(model)
@@ -93,12 +96,8 @@ def _recall_task(key, context, slots):
     return values, marker, values[positions], positions
 
 
-# The default score in `make test`; the others (42 s and 17 s on 2 cores) in `make test-slow`.
-@pytest.mark.parametrize(
-    "score",
-    ["additive", pytest.param("general", marks=pytest.mark.slow),
-     pytest.param("cosine", marks=pytest.mark.slow)],
-)  # fmt: skip
+@pytest.mark.parametrize("score", ["additive", "general", "cosine"])
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_alignment_finds_the_recalled_step(score, getkey):
     """Issue 5 target: on a delayed-recall task the decoder puts >= 0.9 of its alignment mass
     on the correct source step."""

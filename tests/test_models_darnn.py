@@ -34,7 +34,7 @@ def assert_alignment(weights, shape):
     np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("exog_dim", [0, 2])
+@pytest.mark.parametrize("exog_dim", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_shapes_alignments_and_vmap(exog_dim, getkey):
     rng = np.random.default_rng(0)
     model = small_model(exog_dim, getkey())
@@ -141,6 +141,7 @@ def test_registry_entry():
     assert resolve_hyperparameters("darnn", {"context": "20"})["context"] == 20  # --param
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_gradient_matches_finite_differences(x64, getkey):
     """Reverse-mode gradient of a free-running loss against central differences (float64)."""
     rng = np.random.default_rng(2)
@@ -175,6 +176,7 @@ def test_gradient_matches_finite_differences(x64, getkey):
     np.testing.assert_allclose(np.asarray(grad)[indices], numeric, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_overfits_a_sine_wave_next_step(getkey):
     """A few hundred Adam steps fit the next step of a sine wave far better than at init."""
     t = 0.25 * np.arange(64 + CONTEXT + 1)

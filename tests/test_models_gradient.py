@@ -34,7 +34,9 @@ def inputs(rng, exog_dim, horizon, batch=()):
     return jnp.asarray(context), (jnp.asarray(exog) if exog_dim else None)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "dnc" else n for n in NAMES]
+)  # dnc (20 s) in make test-slow; test_dnc.py checks it in make test
 def test_shapes_vmap_and_gradients(name, getkey):
     """Forecast shapes, vmap and gradients (with exogenous inputs; without: next test)."""
     rng, exog_dim = np.random.default_rng(0), 2
@@ -137,7 +139,14 @@ def sine_windows(context, n=64):
     return jnp.asarray(windows[:, :context]), jnp.asarray(windows[:, context:])
 
 
-@pytest.mark.parametrize("name", ["lstm", "seq2seq", "tdnn"])  # one per class
+@pytest.mark.parametrize(  # one per class
+    "name",
+    [
+        pytest.param("lstm", marks=pytest.mark.slow),
+        pytest.param("seq2seq", marks=pytest.mark.slow),
+        "tdnn",
+    ],
+)
 def test_overfits_a_sine_wave_next_step(name, getkey):
     """A few hundred Adam steps fit the next step of a sine wave far better than at init."""
     context, target = sine_windows(16)

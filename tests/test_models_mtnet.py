@@ -123,6 +123,7 @@ def test_autoregressive_highway_alone_matches_a_hand_computation(model):
     np.testing.assert_allclose(forecast, np.stack(history[-6:]), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_gradients_match_finite_differences(x64):
     model = to_float64(small_model(jax.random.key(2)))
     # Nonzero highway weights, so that every path carries gradient.
@@ -170,6 +171,7 @@ def test_registry_entry():
     assert config.context == 8 * spec.defaults["window"]  # 7 memory blocks and the query
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_fits_a_sine_wave_next_step():
     """150 Adam steps fit the next step of a sine wave far better than at init."""
     t = 0.3 * np.arange(32 + 13)

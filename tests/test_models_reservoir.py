@@ -319,6 +319,7 @@ def test_fitted_models_survive_serialisation(name):
     assert float(loaded.ridge) == float(fitted.ridge)  # the chosen α travels with the arrays
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_auto_ridge_forecasts_rossler_where_the_former_fixed_ridge_diverges():
     # Rössler at its catalogue dt: the former fixed default α = 1e-7 (tuned on Lorenz-63)
     # diverges from every start; the α chosen on held-out training data forecasts for

@@ -28,7 +28,10 @@ def inputs(rng, exog_dim, horizon, batch=(), context=CONTEXT):
     return jnp.asarray(values), (jnp.asarray(exog) if exog_dim else None)
 
 
-@pytest.mark.parametrize(("positional", "exog_dim"), [("sinusoidal", 2), ("learned", 0)])
+@pytest.mark.parametrize(
+    ("positional", "exog_dim"),
+    [pytest.param("sinusoidal", 2, marks=pytest.mark.slow), ("learned", 0)],
+)
 def test_shapes_alignment_vmap_and_gradients(exog_dim, positional, getkey):
     rng = np.random.default_rng(0)
     model = small_model(exog_dim, getkey(), positional=positional, max_length=CONTEXT)
@@ -169,6 +172,7 @@ def test_registry_entry(getkey):
     assert model.learned_positions is not None
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_gradient_matches_finite_differences(request, getkey):
     """Directional derivative of a free-running loss, against central differences (float64)."""
     # Built in float32 (the initialisers are already compiled), then run in float64.
@@ -210,6 +214,7 @@ def test_gradient_matches_finite_differences(request, getkey):
     np.testing.assert_allclose(float(analytic), float(numeric), rtol=1e-6)
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_overfits_a_sine_wave_next_step(getkey):
     """150 Adam steps fit the next step of a sine wave far better than at init."""
     t = 0.25 * np.arange(64 + 17)

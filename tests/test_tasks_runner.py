@@ -78,6 +78,7 @@ def test_check_task_types_and_sizes_the_memory():
     assert check_task("copy", "dnc", {"controller": "feedforward"})["controller"] == "feedforward"
 
 
+@pytest.mark.slow  # make test-slow: kept out of make test's 8 minutes
 def test_lstm_answers_two_hop_read_as_a_token_sequence():
     result = run_task(
         "two-hop", "lstm", budget=1e9, max_steps=50, task_options={"chains": 1},
