@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import random
 import signal
 import sqlite3
@@ -386,18 +387,30 @@ def kill_round(kind: str, root: Path, rng: random.Random, index: int) -> dict:
                    "-o", str(folder)]  # fmt: skip
     how = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
     wait = rng.uniform(0.5, 10.0)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     time.sleep(wait)
     interrupted = process.poll() is None
     if interrupted:
-        process.send_signal(how)
-    _, err = process.communicate(timeout=300)
+        if how == signal.SIGINT:
+            os.killpg(process.pid, how)  # Ctrl-C reaches the terminal's whole process group
+        else:
+            process.send_signal(how)  # `kill PID`
+    hung = False
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        hung = True  # the process (or a child holding its pipes) did not end
+        os.killpg(process.pid, signal.SIGKILL)
+        _, err = process.communicate()
     lines = [
         line for line in err.decode(errors="replace").splitlines() if line.startswith("error:")
     ]
     expected = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -9}[how]
-    exit_ok = (not interrupted) or (
-        process.returncode == expected and (how == signal.SIGKILL or len(lines) == 1)
+    exit_ok = not hung and (
+        not interrupted
+        or (process.returncode == expected and (how == signal.SIGKILL or len(lines) == 1))
     )
     temporary = (
         [str(t) for t in folder.rglob("*") if t.name.endswith(".tmp")] if folder.exists() else []
@@ -432,6 +445,7 @@ def kill_round(kind: str, root: Path, rng: random.Random, index: int) -> dict:
         "signal": signal.Signals(how).name,
         "after_s": round(wait, 2),
         "interrupted": interrupted,
+        "hung": hung,
         "exit": process.returncode,
         "error_lines": len(lines),
         "temporary_files": temporary,

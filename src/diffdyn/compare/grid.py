@@ -384,12 +384,27 @@ def run_compare(
 _CACHE: dict[Any, Any] = {}  # each process's simulated datasets (one system at a time)
 
 
+PARENT_CHECK_SECONDS = 0.5
+
+
 def _worker_started() -> None:
     """Set up a spawned worker: Ctrl-C (SIGINT reaches every process of the terminal's group)
     is the driver's to handle, and SIGTERM, how the driver stops a worker, ends it at once,
     even inside compiled code; the driver then removes what its cell left."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # A driver killed outright (SIGKILL) cannot stop its workers: each watches its parent and
+    # ends itself when the parent is gone, so no orphan keeps computing or holds the terminal.
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="diffdyn-parent-watch", daemon=True).start()
 
 
 def _cell_job(out, dataset, model, seed, budget, threshold, lyapunov_exponent, devices):
