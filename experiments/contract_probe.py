@@ -422,8 +422,8 @@ def kill_round(kind: str, root: Path, rng: random.Random, index: int) -> dict:
     if finished is not None and finished.returncode == 2 and kind == "train":
         # Killed before its first checkpoint: nothing to resume, so the user starts again.
         message = finished.stderr.decode(errors="replace")
-        if "--force" in message:
-            finished = subprocess.run(command + ["--force"], capture_output=True, timeout=600)
+        if "without --resume" in message:
+            finished = subprocess.run(command, capture_output=True, timeout=600)
     resumed_ok = finished is None or finished.returncode in (0, 3)
     complete = True
     if kind == "compare" and (folder / "results.sqlite").exists():

@@ -7,6 +7,7 @@ stderr, `error: ...`, and exit status 2 — never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import sys
@@ -25,7 +26,7 @@ from . import __version__
 from .compare import export_csv, read_leaderboards, run_compare, write_report
 from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, DEFAULT_WORKERS, choose_datasets
 from .data.io import check_series_path, write_series
-from .errors import DiffdynError, Terminated, terminate
+from .errors import DiffdynError, Terminated, interrupt, stop_requested, terminate
 from .files import check_output_path
 from .options import (
     MAX_INT,
@@ -73,6 +74,12 @@ except ImportError:
 def _fail(message: str, status: int = 2) -> NoReturn:
     # click.echo, not Rich: Rich would wrap a long message onto several lines.
     typer.echo("error: " + " ".join(message.split()), err=True)
+    if status in (130, 143) and stop_requested():
+        # Interrupted: the cleanup has run as the exception unwound; leave now, before XLA's
+        # teardown, which can crash while its threads still finish the interrupted call.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     sys.exit(status)
 
 
@@ -110,6 +117,13 @@ class _OneLineErrors(TyperGroup):
             _fail(str(exc))
         except _Stopped as exc:
             _fail(str(exc), exc.status)
+        if status == 130 and stop_requested():
+            # Typer turned an interrupt outside a command (while parsing) into a silent 130.
+            terminated = stop_requested() == "SIGTERM"
+            what = "stopped by SIGTERM" if terminated else "interrupted"
+            _fail(
+                f"{what} before the command started; nothing was done.", 143 if terminated else 130
+            )
         if not standalone_mode:
             return status
         sys.exit(status if isinstance(status, int) else 0)
@@ -140,6 +154,14 @@ _RESUME_HINTS = {
 }
 
 
+def _unraisable(info) -> None:
+    # An interrupt raised inside a garbage-collection callback is dropped by Python; the
+    # training and grid loops raise it again (`errors.stop_if_terminated`), so say nothing.
+    if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(info)
+
+
 def main() -> None:
     """The `diffdyn` console script.
 
@@ -150,7 +172,8 @@ def main() -> None:
     """
     signal.signal(signal.SIGTERM, terminate)
     # A background job starts with SIGINT ignored; `kill -INT` should stop it all the same.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, interrupt)
+    sys.unraisablehook = _unraisable
     app(prog_name="diffdyn")
 
 

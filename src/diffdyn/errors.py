@@ -12,6 +12,19 @@ class Terminated(KeyboardInterrupt):
 
 
 _terminating = False
+_interrupted = False
+
+
+def interrupt(signum=None, frame=None):
+    """The SIGINT handler: note the request, then raise `KeyboardInterrupt` (see `terminate`)."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt()
+
+
+def stop_requested() -> str | None:
+    """`"SIGTERM"` or `"SIGINT"` when such a signal arrived in this process, else `None`."""
+    return "SIGTERM" if _terminating else "SIGINT" if _interrupted else None
 
 
 def terminate(signum=None, frame=None):
@@ -27,9 +40,12 @@ def terminate(signum=None, frame=None):
 
 
 def stop_if_terminated() -> None:
-    """Raise `Terminated` if SIGTERM arrived and its exception was lost (see `terminate`)."""
+    """Raise `Terminated` (or `KeyboardInterrupt`) if SIGTERM (SIGINT) arrived and its exception
+    was lost (see `terminate`)."""
     if _terminating:
         raise Terminated()
+    if _interrupted:
+        raise KeyboardInterrupt()
 
 
 class DiffdynError(ValueError):

@@ -387,7 +387,7 @@ _CACHE: dict[Any, Any] = {}  # each process's simulated datasets (one system at 
 PARENT_CHECK_SECONDS = 0.5
 
 
-def _worker_started() -> None:
+def _worker_started(driver: int | None = None) -> None:
     """Set up a spawned worker: Ctrl-C (SIGINT reaches every process of the terminal's group)
     is the driver's to handle, and SIGTERM, how the driver stops a worker, ends it at once,
     even inside compiled code; the driver then removes what its cell left."""
@@ -397,9 +397,11 @@ def _worker_started() -> None:
     # ends itself when the parent is gone, so no orphan keeps computing or holds the terminal.
     import threading
 
-    parent = os.getppid()
+    parent = os.getppid() if driver is None else driver
 
     def watch() -> None:
+        # Compared with the driver's pid, not the parent found at start: a driver killed while
+        # this worker was still starting has already handed it to another parent.
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK_SECONDS)
         os._exit(1)
@@ -440,6 +442,7 @@ def _cells(jobs, workers: int, bar) -> Generator[tuple[tuple, tuple[dict, dict]]
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_started,
+        initargs=(os.getpid(),),
     )
     unfinished = list(jobs)
     try:
