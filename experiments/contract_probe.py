@@ -376,7 +376,7 @@ def run_case(args: list[str], root: Path) -> dict:
 def kill_round(kind: str, root: Path, rng: random.Random, index: int) -> dict:
     """Start, interrupt at random, check, resume to the end, check again."""
     folder = root / f"kill-{kind}-{index}"
-    base = [sys.executable, "-c", "from diffdyn.cli import main; main()"]
+    base = [sys.executable, "-c", "from diffdyn.entry import main; main()"]
     if kind == "train":
         command = [*base, "train", "--system", "lorenz63", "--steps", "2000", "--model", "lstm",
                    "-p", "hidden=16", "--epochs", "2", "--option", "patience=0",

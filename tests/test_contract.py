@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -459,6 +461,39 @@ def test_an_interrupt_is_one_line_with_its_status(place, monkeypatch, interrupt,
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
     assert "--resume" in lines[0]
     assert snapshot(place) == before
+
+
+_SIGNAL_WHILE_JAX_IMPORTS = """
+import os, signal, sys
+
+class SignalOnJax:  # sends the signal as `import jax` begins, then lets the import go on
+    def find_spec(self, name, path=None, target=None):
+        if name == "jax":
+            os.kill(os.getpid(), signal.{name})
+        return None
+
+sys.meta_path.insert(0, SignalOnJax())
+from diffdyn.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "words"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "SIGTERM")]
+)
+def test_a_signal_while_jax_is_imported_is_one_line(tmp_path, name, status, words):
+    # Raised inside the import, the interrupt became NumPy's ImportError traceback or an abort.
+    code = _SIGNAL_WHILE_JAX_IMPORTS.format(name=name)
+    done = subprocess.run(
+        [sys.executable, "-c", code, "systems"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == status, done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: {'stopped by SIGTERM' if name == 'SIGTERM' else 'interrupted'} while diffdyn"
+        " was starting; nothing was done."
+    ]
+    assert words in done.stderr and done.stdout == "" and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, Terminated])

@@ -385,7 +385,7 @@ def _running(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_sigterm_with_two_workers_resumes_exactly(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, "-c", "from diffdyn.cli import main; main()", "compare"]
+    command = [sys.executable, "-c", "from diffdyn.entry import main; main()", "compare"]
     command += ["--systems", "logistic", "--models", "persistence,ngrc", "--seeds", "3"]
     command += ["--budget-per-model", "1", "--workers", "2", "-o", str(out)]
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

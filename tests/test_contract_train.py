@@ -350,7 +350,7 @@ def test_a_closed_form_fit_that_fails_is_not_told_to_lower_a_learning_rate(tmp_p
 KILLED = [*TRAIN, "--epochs", "60"]  # a checkpoint every ~30 ms: kills land in writes too
 # `diffdyn` itself, with the tests' tiny model registered.
 MAIN = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_train; " + (
-    "from diffdyn.cli import main; main()"
+    "from diffdyn.entry import main; main()"
 )
 
 

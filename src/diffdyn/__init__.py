@@ -1,13 +1,41 @@
-"""diffdyn: differentiable programming applied to dynamical systems."""
+"""diffdyn: differentiable programming applied to dynamical systems.
 
-from importlib.metadata import PackageNotFoundError, version as _version
+The names below (and `__version__`) are looked up on first use (PEP 562), so that
+`import diffdyn` takes milliseconds: the `diffdyn` command installs its signal handlers
+(`diffdyn.entry`) before JAX is imported.
+"""
 
-try:
-    __version__ = _version("diffdyn")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0"
+from importlib import import_module
 
-from .data import Series as Series  # noqa: E402  (after __version__, which checkpoints read)
-from .errors import DiffdynError as DiffdynError  # noqa: E402
-from .systems import get_system as get_system, simulate as simulate  # noqa: E402
-from .train import Forecaster as Forecaster  # noqa: E402
+_LAZY = {
+    "Series": ".data",
+    "DiffdynError": ".errors",
+    "get_system": ".systems",
+    "simulate": ".systems",
+    "Forecaster": ".train",
+}
+__all__ = ["__version__", *_LAZY]
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("diffdyn")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "0.0.0"
+
+
+def __getattr__(name: str):
+    if name == "__version__":
+        value = globals()["__version__"] = _package_version()
+        return value
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'diffdyn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
