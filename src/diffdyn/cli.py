@@ -1289,3 +1289,130 @@ def task_command(
         text = (json.dumps(result, indent=2) + "\n").encode()
         atomic_write(output, lambda f: f.write(text))
         console.print(f"result written to {output}", soft_wrap=True, markup=False)
+
+
+# -- diffdyn discover ------------------------------------------------------------------------
+@app.command(
+    "discover",
+    epilog="Example: diffdyn discover --data lorenz.csv -o lorenz-equations.json --plot "
+    "lorenz-equations.png    (noisy data: add --weak)",
+)
+def discover_command(
+    data: Annotated[Path, typer.Option("--data", help="A series file: .csv, .parquet or .npz.")],
+    degree: Annotated[
+        int, typer.Option(help="Largest total degree of the candidate monomials.")
+    ] = 3,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Least |coefficient| kept, in the data's units (default: chosen per equation "
+            "on the held-out last 20 % of the data)."
+        ),
+    ] = None,
+    trig: Annotated[
+        bool, typer.Option("--trig", help="Also offer sin(v) and cos(v) of every variable.")
+    ] = False,
+    weak: Annotated[
+        bool,
+        typer.Option(
+            "--weak", help="Use the weak (integral) form: no derivative of the data (noisy data)."
+        ),
+    ] = False,
+    smoothing: Annotated[
+        str,
+        typer.Option(
+            help="Finite differences: auto (a Savitzky–Golay window chosen by cross-validation), "
+            "none (plain central differences) or a window in samples (odd, ≥ 7)."
+        ),
+    ] = "auto",
+    support: Annotated[
+        int | None,
+        typer.Option(help="--weak: test-function half-width in samples (default: from the data)."),
+    ] = None,
+    bagging: Annotated[
+        int, typer.Option(help="Bootstrap fits to take the median of (E-SINDy); 0: one fit.")
+    ] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Random seed of the bootstrap resamples.")
+    ] = 0,
+    map_: Annotated[
+        bool,
+        typer.Option(
+            "--map", help="The data are a map: regress the next state x_{n+1}, not dx/dt."
+        ),
+    ] = False,
+    irregular: IrregularOption = "refuse",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the equations and coefficients as JSON."),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Draw the data beside the discovered system (.png, .pdf, .svg)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
+) -> None:
+    """Find sparse equations of a series (SINDy) and check them by simulating them.
+
+    Each rate dx/dt (each next state with --map) is fitted as a sparse sum of candidate
+    terms — monomials up to --degree, with --trig also sin and cos — by sequentially
+    thresholded least squares. The discovered system is then simulated from the data's first
+    state and compared with the data: the NRMSE over the series and the time until it
+    departs (NRMSE > 0.5). Nothing is written unless -o / --plot are given.
+    """
+    from .data.sampling import check_irregular
+    from .discover import check_options, discover_file, plot_discovery
+
+    options = check_options(
+        degree=degree,
+        threshold=threshold,
+        derivative="weak" if weak else "finite-difference",
+        smoothing=smoothing,
+        support=support,
+        bagging=bagging,
+        seed=seed,
+    )
+    check_irregular(irregular)
+    if output is not None:
+        check_output_path(output, force=force, suffixes=[".json"])
+    if plot is not None:
+        check_figure_path(plot, force=force)
+    with Console(stderr=True).status("discovering …"):
+        report = discover_file(
+            data, irregular=irregular, trig=trig, discrete=True if map_ else None, **options
+        )
+        if output is not None:
+            write_json(output, report.to_json())
+        if plot is not None:
+            plot_discovery(report, plot, force=force)
+    found, series = report.discovery, report.data
+    console = _console()
+    console.print(
+        f"{data}: {len(series)} samples of {_variables_text(list(series.variables))}"
+        + (f" (dt = {series.dt:g})" if found.kind != "map" else " (a map)")
+        + f"; {found.method()}",
+        soft_wrap=True,
+        markup=False,
+    )
+    for line in found.equations():
+        console.print("  " + line, soft_wrap=True, markup=False)
+    if found.inclusion is not None:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="inclusion probability")
+        table.add_column("term")
+        for target in found.targets:
+            table.add_column(Text(target), justify="right")  # Text: "x[n+1]" is not markup
+        for j, term in enumerate(found.terms):
+            if found.inclusion[j].max() > 0:
+                table.add_row(Text(term), *(f"{p:.2f}" for p in found.inclusion[j]))
+        console.print(table)
+    for note in found.notes:
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
+    console.print(
+        f"simulated from the first state: {report.reproduction.summary()}",
+        soft_wrap=True,
+        markup=False,
+    )
+    written = [f"equations written to {output}"] if output is not None else []
+    written += [f"plot drawn to {plot}"] if plot is not None else []
+    if written:
+        console.print(", ".join(written), soft_wrap=True, markup=False)
