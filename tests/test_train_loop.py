@@ -62,6 +62,24 @@ def test_a_system_parameter_is_identified_through_the_core():
     assert outcome.steps == 400 and outcome.finished
 
 
+def test_a_flat_optimiser_takes_the_same_steps_as_the_tree_one():
+    # Clipping by global norm + Adam treat every element alike: one flat vector or a tree of
+    # arrays is the same optimisation, to float32 rounding (the norm's sum is ordered apart).
+    chain = optax.chain(optax.clip_by_global_norm(0.01), optax.adam(0.05))  # clipping acts
+    runs = [
+        train(Henon(a=1.2), one_step_loss, PairBatches(*henon_pairs()), chain,
+              key=jax.random.key(3), steps=60, progress=False, flat_optimiser=flat)
+        for flat in (False, True)
+    ]  # fmt: skip
+    tree, flat = (run.module for run in runs)
+    assert float(tree.a) != 1.2  # it moved
+    np.testing.assert_allclose(float(flat.a), float(tree.a), rtol=1e-5)
+    np.testing.assert_allclose(float(flat.b), float(tree.b), rtol=1e-5)
+    np.testing.assert_allclose(
+        [h.loss for h in runs[1].history], [h.loss for h in runs[0].history], rtol=1e-4
+    )
+
+
 def test_a_killed_system_run_resumes_bit_for_bit(tmp_path):
     full = identify_henon(200, validate_every=50)
 

@@ -223,6 +223,8 @@ def fit(
         batches,
         optimiser or make_optimiser(config),
         key=key,
+        # The config's clip + Adam(W) treats every element alike: run it on one flat vector.
+        flat_optimiser=optimiser is None,
         steps=config.epochs * steps_per_epoch,
         budget=budget,
         schedule=make_schedule(config),

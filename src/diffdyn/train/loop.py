@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray
 
 from .. import __version__
@@ -220,9 +221,15 @@ def module_is_finite(module) -> bool:
 
 
 def _where(pred, new, old):
-    return jax.tree_util.tree_map(
-        lambda a, b: jnp.where(pred, a, b) if eqx.is_array(a) else a, new, old
-    )
+    """`new` if `pred` else `old`, for whole pytrees, as one `lax.cond`.
+
+    A `jnp.where` per array compiled to one XLA:CPU kernel per array: about 90 of the 329
+    kernels of the Transformer forecaster's training step, for its parameters and Adam moments.
+    """
+    new_arrays, static = eqx.partition(new, eqx.is_array)
+    old_arrays = eqx.filter(old, eqx.is_array)
+    chosen = jax.lax.cond(pred, lambda a, b: a, lambda a, b: b, new_arrays, old_arrays)
+    return eqx.combine(chosen, static)
 
 
 def _mesh_shardings(devices: int | None):
@@ -279,6 +286,7 @@ def _run_chunk(
     chunk: int,
     sharding,
     devices: int,
+    flat: bool,
 ):
     """Up to `chunk` optimiser steps in one `lax.scan`; steps i >= n_active are skipped."""
 
@@ -302,14 +310,20 @@ def _run_chunk(
                 return loss_fn(eqx.combine(p, static), batch, k_loss)
 
             loss, grads = jax.value_and_grad(objective)(params)
-            updates, new_opt_state = optimiser.update(grads, opt_state, params)
+            if flat:
+                flat_grads, unravel = ravel_pytree(grads)
+                flat_updates, new_opt_state = optimiser.update(
+                    flat_grads, opt_state, ravel_pytree(params)[0]
+                )
+                updates = unravel(flat_updates)
+            else:
+                updates, new_opt_state = optimiser.update(grads, opt_state, params)
             factor = schedule(progress) * scale
             updates = jax.tree_util.tree_map(lambda u: u * factor.astype(u.dtype), updates)
             new_params = eqx.apply_updates(params, updates)
             finite = jnp.isfinite(loss) & _is_finite_tree(grads) & _is_finite_tree(new_params)
             # A non-finite step changes nothing but the update scale, which it halves.
-            params = _where(finite, new_params, params)
-            opt_state = _where(finite, new_opt_state, opt_state)
+            params, opt_state = _where(finite, (new_params, new_opt_state), (params, opt_state))
             scale = jnp.where(finite, scale, 0.5 * scale)
             failures = failures + jnp.where(finite, 0, 1).astype(failures.dtype)
             loss_sum = loss_sum + jnp.where(finite, loss, 0.0).astype(loss_sum.dtype)
@@ -547,6 +561,7 @@ def train(
     max_failures: int = 5,
     steps_per_call: int = 1,
     devices: int | None = None,
+    flat_optimiser: bool = False,
     checkpoint: str | Path | None = None,
     checkpoint_meta: dict[str, Any] | None = None,
     resume: bool = False,
@@ -592,6 +607,15 @@ def train(
       with loops of their own slower to compile and to run (an LSTM forecaster step 8.9 →
       19 ms, a DNC copy step 11.5 → 35 ms).
     - `devices`: shard each batch over this many local devices (its leading axis).
+    - `flat_optimiser`: give `optimiser` the parameters and gradients as one flat vector
+      (`jax.flatten_util.ravel_pytree`) instead of a tree of arrays. Its per-array work (Adam's
+      moments, a global norm) then compiles to a few XLA kernels instead of several per
+      array. With the one-`lax.cond` guard below, the Transformer forecaster's training step
+      went from 329 to 236 kernels and compiled in about half the time (24-34 s against
+      55-63 s on a 2-core machine at load 8). Only for optimisers that treat every element
+      alike (clipping by global norm, Adam, AdamW without a mask), which is what `fit` builds;
+      a tree-aware one
+      (`optax.masked`, `optax.multi_transform`) needs the default, False.
     - `checkpoint`: a folder for the resumable state, written after every validation;
       `checkpoint_meta`: a JSON-able dict stored beside it (what the caller needs to check a
       resume against); `resume`: continue the state in `checkpoint`.
@@ -641,7 +665,7 @@ def train(
         shapes = jax.eval_shape(batches, key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
         jax.tree_util.tree_map(lambda x: _check_split(x.shape, n_devices), shapes)
     params, static = eqx.partition(module, eqx.is_inexact_array)
-    opt_state = optimiser.init(params)
+    opt_state = optimiser.init(ravel_pytree(params)[0] if flat_optimiser else params)
     state: TrainState = TrainState(module=module, best_module=module, opt_state=opt_state)
     if resume and folder is not None:
         state = _load_state(folder, state)
@@ -720,6 +744,7 @@ def train(
                 chunk,
                 batch_sharding,
                 n_devices,
+                flat_optimiser,
             )
             loss_sum, n_ok = float(loss_sum), int(n_ok)  # waits for the chunk
             step, scale, failures = (np.asarray(s).item() for s in scalars)
