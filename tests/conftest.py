@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
 # Strict checks, as in Equinox/Diffrax's test suites: implicit rank promotion is a bug.
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -55,8 +56,8 @@ def assert_gradient_matches_fd(loss, params, rng, n=6, eps=1e-6, rtol=1e-5, atol
     """Reverse-mode gradient of `loss(params)` against central finite differences on `n`
     randomly chosen parameter entries (float64)."""
     loss = jax.jit(loss)
-    flat, unravel = jax.flatten_util.ravel_pytree(params)
-    grad, _ = jax.flatten_util.ravel_pytree(jax.grad(loss)(params))
+    flat, unravel = ravel_pytree(params)
+    grad, _ = ravel_pytree(jax.grad(loss)(params))
     for i in rng.choice(flat.size, size=min(n, flat.size), replace=False):
         step = jnp.zeros_like(flat).at[i].set(eps)
         fd = (loss(unravel(flat + step)) - loss(unravel(flat - step))) / (2 * eps)

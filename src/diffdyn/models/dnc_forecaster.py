@@ -76,22 +76,26 @@ class DNCForecaster(AbstractForecaster):
         inputs_exog = step_exog(exog)  # row t: u_t ⊕ u_{t+1}
         n_context = context.shape[0]
 
-        def read(state, x):
+        # One scan over the context and the forecast: step t reads the observed token while
+        # t < n_context and its own forecast ŷ_t ⊕ u_t ⊕ u_{t+1} after, so the DNC step (and
+        # its rematerialised backward) is compiled once, not once per phase (the training
+        # step compiled in about half the time).
+        total = n_context + horizon - 1
+        observed = jnp.concatenate([context, inputs_exog[:n_context]], axis=1)
+        observed = jnp.pad(observed, ((0, horizon - 1), (0, 0)))
+        is_observed = jnp.arange(total) < n_context
+
+        def step(carry, xs):
+            state, y = carry  # y: the newest forecast, once there is one
+            token, exog_t, from_data = xs
+            x = jnp.where(from_data, token, jnp.concatenate([y, exog_t]))
             out, state = self.dnc.step(state, x)
-            return state, out
-
-        warm = jnp.concatenate([context, inputs_exog[:n_context]], axis=1)
-        state, outputs = jax.lax.scan(read, self.dnc.initial_state(), warm)
-        first = context[-1] + outputs[-1]
-
-        def step(carry, exog_t):
-            state, y = carry
-            out, state = self.dnc.step(state, jnp.concatenate([y, exog_t]))
-            y = y + out
+            y = jnp.where(from_data, token[: self.dim], y) + out
             return (state, y), y
 
-        _, rest = jax.lax.scan(step, (state, first), inputs_exog[n_context:], length=horizon - 1)
-        return jnp.concatenate([first[None], rest]), {}
+        start = (self.dnc.initial_state(), jnp.zeros(self.dim, context.dtype))
+        _, ys = jax.lax.scan(step, start, (observed, inputs_exog[:total], is_observed))
+        return ys[n_context - 1 :], {}
 
 
 register_model(
