@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from diffdyn.compilation import enable_compilation_cache
+
 # Strict checks, as in Equinox/Diffrax's test suites: implicit rank promotion is a bug.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# The test processes share compiled programs through the cache the CLI uses (the same
+# models, shapes and solvers are compiled by many tests): DIFFDYN_CACHE_DIR=off to test
+# without it.
+enable_compilation_cache()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .compare import export_csv, read_leaderboards, run_compare, write_report
 from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, DEFAULT_WORKERS, choose_datasets
+from .compilation import enable_compilation_cache
 from .data.io import check_series_path, write_series
 from .errors import DiffdynError, Terminated, interrupt, stop_requested, terminate
 from .files import check_output_path
@@ -174,6 +175,7 @@ def main() -> None:
     # A background job starts with SIGINT ignored; `kill -INT` should stop it all the same.
     signal.signal(signal.SIGINT, interrupt)
     sys.unraisablehook = _unraisable
+    enable_compilation_cache()  # before anything compiles (DIFFDYN_CACHE_DIR=off: none)
     app(prog_name="diffdyn")
 
 

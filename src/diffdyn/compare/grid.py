@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..compilation import active_cache_folder, enable_compilation_cache
 from ..data.sampling import check_irregular
 from ..data.split import held_out_start
 from ..errors import DataError, DiffdynError, UnknownNameError, did_you_mean, stop_if_terminated
@@ -387,10 +388,14 @@ _CACHE: dict[Any, Any] = {}  # each process's simulated datasets (one system at 
 PARENT_CHECK_SECONDS = 0.5
 
 
-def _worker_started(driver: int | None = None) -> None:
+def _worker_started(driver: int | None = None, cache: str | None = None) -> None:
     """Set up a spawned worker: Ctrl-C (SIGINT reaches every process of the terminal's group)
     is the driver's to handle, and SIGTERM, how the driver stops a worker, ends it at once,
-    even inside compiled code; the driver then removes what its cell left."""
+    even inside compiled code; the driver then removes what its cell left. A worker shares
+    the driver's compilation cache (`cache`, its folder), so a program compiled by one worker
+    is loaded by the others."""
+    if cache:
+        enable_compilation_cache(cache)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # A driver killed outright (SIGKILL) cannot stop its workers: each watches its parent and
@@ -442,7 +447,7 @@ def _cells(jobs, workers: int, bar) -> Generator[tuple[tuple, tuple[dict, dict]]
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_started,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), active_cache_folder()),
     )
     unfinished = list(jobs)
     try:
