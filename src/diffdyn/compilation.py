@@ -65,7 +65,12 @@ def enable_compilation_cache(folder: str | Path | None = None) -> Path | None:
     # Every program: most of a short run's compiling is many small ones.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    try:  # JAX caps the size only with `filelock` (a dependency of diffdyn)
+        import filelock  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return where
 
 
