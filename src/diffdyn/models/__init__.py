@@ -7,6 +7,7 @@ from .dnc_forecaster import DNCForecaster as DNCForecaster
 from .encoder_decoder import EncoderDecoder as EncoderDecoder
 from .esn import ESN as ESN
 from .mtnet import MTNet as MTNet
+from .neural_ode import NeuralODE as NeuralODE
 from .ngrc import NGRC as NGRC
 from .persistence import Persistence as Persistence
 from .registry import (

@@ -21,3 +21,4 @@ from . import transformer  # noqa: E402, F401, I001
 from . import darnn  # noqa: E402, F401, I001
 from . import dnc_forecaster  # noqa: E402, F401, I001
 from . import mtnet  # noqa: E402, F401, I001
+from . import neural_ode  # noqa: E402, F401, I001
