@@ -323,7 +323,9 @@ def _detail(f: dict[str, Any]) -> Table:
     "-o lorenz63.csv --plot lorenz63.png",
 )
 def simulate_command(
-    system: Annotated[str, typer.Argument(help="System name (see `diffdyn systems`).")],
+    system: Annotated[
+        str, typer.Argument(help="System name (see `diffdyn systems`), or FILE.py:CLASS.")
+    ],
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help="Where to write the series: .csv, .parquet or .npz."),
@@ -364,7 +366,8 @@ def simulate_command(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing output files.")] = False,
 ) -> None:
-    """Simulate a system from the catalogue and write its trajectory to a file."""
+    """Simulate a system from the catalogue (or your own, FILE.py:CLASS) and write its
+    trajectory to a file."""
     check_series_path(output, force=force)
     if plot is not None:
         check_figure_path(plot, force=force)
@@ -1047,6 +1050,210 @@ def _attention_table(result: Explanation) -> Table:
     return _key_value_table(rows)
 
 
+# -- diffdyn analyze -------------------------------------------------------------------------
+@app.command(
+    "analyze",
+    epilog="Example: diffdyn analyze runs/lorenz63-esn --system lorenz63 -o runs/esn-analysis",
+)
+def analyze_command(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by `diffdyn train`.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Folder for analysis.json and the figures (created)."),
+    ],
+    data: DataOption = None,
+    irregular: IrregularOption = "refuse",
+    system: SystemOption = None,
+    exponents: Annotated[
+        int | None,
+        typer.Option(
+            "--exponents", min=1, help="Lyapunov exponents to compute (default: variables + 1)."
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            help="Averaging time of the model's spectrum, in time units (default: 200 "
+            "Lyapunov times, or 20 000 steps)."
+        ),
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            help="Samples of the closed-loop long run (default: 100 Lyapunov times, or 10 000)."
+        ),
+    ] = None,
+    windows: Annotated[
+        int,
+        typer.Option(help="Context windows averaged for the sensitivity to lag (0: skip it)."),
+    ] = 32,
+    lyapunov_exponent: Annotated[
+        float | None,
+        typer.Option(
+            "--lyapunov-exponent",
+            help="λ₁ of the truth (per time unit) for the default time scales; default: the "
+            "one known at training, else the data's.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier analysis in the folder.")
+    ] = False,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Random seed of the fresh simulation.")
+    ] = 0,
+    system_param: SystemParamOption = None,
+) -> None:
+    """Study a trained model as a dynamical system: its Lyapunov spectrum beside the system's,
+    its long-run statistics against the truth, and how far back it looks.
+
+    The closed-loop forecaster is written as a map on its full state (the window it feeds
+    back and any hidden state) and its Lyapunov exponents are computed by Benettin's QR
+    method, in the data's time units. It then runs closed loop for a long horizon, compared
+    with a long true trajectory (a fresh one with --system; the file with --data): power
+    spectra (Hellinger distance), state density (sliced Wasserstein), correlation dimension,
+    and what the run does (bounded, fixed point, cycle, diverges). Last, the sensitivity of
+    its next prediction to each lag of its context, from its own gradients.
+    """
+    from .analysis import analysis_samples, analyze_model, check_analyze_request
+    from .analysis.analyze import check_analysis_options
+    from .analysis.report import check_analysis_folder, write_analysis
+
+    check_analysis_options(
+        n_exponents=exponents,
+        duration=duration,
+        horizon=horizon,
+        windows=windows,
+        lyapunov_exponent=lyapunov_exponent,
+    )
+    sidecar = check_analyze_request(model_dir)
+    check_analysis_folder(output, force=force)
+    steps = None
+    if system is not None:
+        steps = analysis_samples(sidecar, lyapunov_exponent=lyapunov_exponent, horizon=horizon)
+    with Console(stderr=True).status("loading the data …"):
+        series, source = load_data(
+            data=None if data is None else str(data),
+            irregular=irregular,
+            system=system,
+            params=parse_assignments(system_param or []),
+            steps=steps,
+            seed=seed,
+            fresh=True,
+        )
+    result = analyze_model(
+        model_dir,
+        series,
+        source,
+        n_exponents=exponents,
+        duration=duration,
+        horizon=horizon,
+        windows=windows,
+        lyapunov_exponent=lyapunov_exponent,
+        progress="analyze",
+    )
+    written = write_analysis(result, output, force=force)
+    console = _console()
+    where = _source_text(result.data, len(series))
+    console.print(f"{result.model} on {where}", soft_wrap=True, markup=False)
+    for table in _analysis_tables(result):
+        if isinstance(table, str):
+            console.print(table, soft_wrap=True, markup=False)
+        else:
+            console.print(table)
+    console.print(
+        f"written to {output}: {', '.join(p.name for p in written)}", soft_wrap=True, markup=False
+    )
+
+
+def _analysis_tables(result) -> list[Table | str]:
+    spectrum, true = result.spectrum, result.system_spectrum
+    tables = []
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="Lyapunov spectrum (per time unit)")
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column(result.model, justify="right", no_wrap=True)
+    table.add_column(result.system or "true", justify="right", no_wrap=True)
+    count = max(len(spectrum.exponents) if spectrum else 0, len(true.exponents) if true else 0)
+    for i in range(count):
+        model_value = (
+            f"{spectrum.exponents[i]:.4g}" if spectrum and i < len(spectrum.exponents) else ""
+        )
+        true_value = f"{true.exponents[i]:.4g}" if true and i < len(true.exponents) else ""
+        table.add_row(f"λ{i + 1}", model_value, true_value)
+    if spectrum or true:
+        table.add_row(
+            "Kaplan–Yorke dimension",
+            f"{spectrum.kaplan_yorke_dimension:.4g}" if spectrum else "",
+            f"{true.kaplan_yorke_dimension:.4g}" if true else "",
+        )
+    if result.spectrum_error is not None:
+        table.add_row(
+            "spectrum error",
+            f"{100 * result.spectrum_error:.3g} %",
+            f"{result.compared} exponents",
+        )
+    tables.append(table)
+    if spectrum is not None:
+        settings = spectrum.settings
+        tables.append(
+            f"state of {result.model}'s closed loop: {settings['state']} "
+            f"({settings['state_size']} numbers); averaged over {settings['duration']:.4g} "
+            "time units"
+        )
+    else:
+        tables.append(f"no spectrum of {result.model}: {result.spectrum_problem}")
+    for i, j in result.exponent_pairs:
+        tables.append(
+            f"λ{i} and λ{j} of {result.model} are nearly equal: a complex-conjugate pair of its "
+            "own state; where the true spectrum has no such pair they are likely the model's "
+            "own exponents, not the attractor's (docs/analysis.md)."
+        )
+    run = result.long_run
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="long run, standardised units")
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column(result.model, justify="right")
+    table.add_column("truth", justify="right", no_wrap=True)
+    length = f"{run.steps} samples"
+    if run.lyapunov_times:
+        length += f" ({run.lyapunov_times:.3g} Lyapunov times)"
+    table.add_row("length", length, f"{run.truth_steps} samples")
+    table.add_row("behaviour", Text(run.behaviour.words), "")
+    if run.power_spectrum_distance is not None:
+        shown = ", ".join(
+            f"{name} {value:.3g}"
+            for name, value in zip(run.variables, run.power_spectrum_distance)
+        )
+        table.add_row("power spectrum (Hellinger)", shown, "0 = identical")
+    if run.density_distance is not None:
+        table.add_row("state density (sliced W₁)", f"{run.density_distance:.3g}", "0 = identical")
+
+    def dimension(value):
+        return "—" if value is None else f"{value:.3g}"
+
+    table.add_row(
+        "correlation dimension",
+        dimension(run.correlation_dimension),
+        dimension(run.true_correlation_dimension),
+    )
+    tables.append(table)
+    if result.sensitivity is not None:
+        s = result.sensitivity
+        table = Table(
+            box=box.SIMPLE_HEAD, pad_edge=False, title="sensitivity to lag", show_header=False
+        )
+        table.add_column("", style="bold", no_wrap=True)
+        table.add_column("", justify="right")
+        table.add_row("largest at lag", f"{s.peak_lag} (0 = the newest value)")
+        memory = (
+            f"lag {s.memory}"
+            if s.memory is not None
+            else f"not within the context ({result.context})"
+        )
+        table.add_row("falls below 1 % of its peak", memory)
+        table.add_row("windows", str(s.windows))
+        tables.append(table)
+    return tables
+
+
 # -- diffdyn compare / results ---------------------------------------------------------------
 def _leaderboard_tables(run_dir: Path) -> list[tuple[Table, str]]:
     out = []
@@ -1077,7 +1284,9 @@ def compare_command(
     systems_: Annotated[
         str | None,
         typer.Option(
-            "--systems", help="Built-in systems, comma-separated (default: lorenz63,mackey-glass)."
+            "--systems",
+            help="Built-in systems or FILE.py:CLASS, comma-separated (default: "
+            "lorenz63,mackey-glass).",
         ),
     ] = None,
     data: Annotated[
@@ -1291,6 +1500,105 @@ def task_command(
         text = (json.dumps(result, indent=2) + "\n").encode()
         atomic_write(output, lambda f: f.write(text))
         console.print(f"result written to {output}", soft_wrap=True, markup=False)
+
+
+# -- diffdyn identify ------------------------------------------------------------------------
+def _array_text(value: Any) -> str:
+    """A fitted value for a table: 6 significant digits, up to 4 entries of an array."""
+    import numpy as np
+
+    flat = [float(v) for v in np.ravel(np.asarray(value, dtype=float))]
+    if np.ndim(value) == 0:
+        return f"{flat[0]:.6g}"
+    if len(flat) > 4:
+        return f"[{len(flat)} values]"
+    return "[" + ", ".join(f"{v:.4g}" for v in flat) + "]"
+
+
+@app.command(
+    "identify",
+    epilog="Example: diffdyn identify lorenz63 --data lorenz.csv --fit sigma,rho,beta "
+    "-p sigma=13 -p rho=20 -p beta=3.5 --segments 20 -o runs/lorenz --plot fit.png    "
+    "(your own system: my_systems.py:MyFlow)",
+)
+def identify_command(
+    system: Annotated[
+        str, typer.Argument(help="A system name (see `diffdyn systems`) or FILE.py:CLASS.")
+    ],
+    data: Annotated[
+        Path, typer.Option("--data", help="The observed series (.csv, .parquet, .npz).")
+    ],
+    fit: Annotated[
+        str, typer.Option("--fit", help="Fields to fit, comma-separated (e.g. rho,beta).")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for result.json and the fitted system.")
+    ],
+    observe: Annotated[
+        str | None,
+        typer.Option(help="Observed variables, comma-separated (default: every data column)."),
+    ] = None,
+    segments: Annotated[
+        int, typer.Option(min=1, help="Multiple shooting: segments with their own initial state.")
+    ] = 1,
+    budget: Annotated[
+        str | None, typer.Option(help="Adam's wall-clock limit, compiling included: 90, 60s, 5m.")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Adam steps per restart (default 200).")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_INT, help="Seed of the restarts.")] = 0,
+    restarts: Annotated[int, typer.Option(min=1, help="Fits from perturbed starts.")] = 1,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="NAME=VALUE", help="Start value, repeatable."),
+    ] = None,
+    bound: Annotated[
+        list[str] | None,
+        typer.Option(metavar="NAME=LOW:HIGH", help="Bounds of a fitted field (e.g. rho=0:50)."),
+    ] = None,
+    irregular: IrregularOption = "refuse",
+    plot: Annotated[
+        Path | None, typer.Option(help="Draw the data beside the fitted trajectory.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an earlier result.")] = False,
+) -> None:
+    """Fit a system's parameters and initial states to a measured series.
+
+    Gradients through the simulator (Adam, then Levenberg–Marquardt); the
+    table shows each fitted value ± its standard error and the start value.
+    Writes DIR/result.json and DIR/system.eqx (loadable without pickle).
+    """
+    from .identify import identify_to_folder
+
+    result = identify_to_folder(
+        system, data, output, fit=fit, observe=observe, segments=segments,
+        steps=steps, budget=parse_budget(budget), seed=seed, restarts=restarts,
+        start=parse_assignments(param or []), bounds=parse_assignments(bound or []),
+        irregular=irregular, force=force, plot=plot, progress=f"identify {system}",
+    )  # fmt: skip
+    table = Table(box=box.SIMPLE)
+    for column in ("field", "fitted ± standard error", "start", "fitted as"):
+        table.add_column(column, justify="left" if column in ("field", "fitted as") else "right")
+    errors = result.standard_errors or {}
+    for name, value in result.fitted.items():
+        error = errors.get(name)
+        shown = _array_text(value) + ("" if error is None else f" ± {_array_text(error)}")
+        table.add_row(name, shown, _array_text(result.start[name]), result.transforms[name])
+    for name, weights in result.networks.items():
+        table.add_row(name, f"{weights} weights", "", result.transforms[name])
+    console = _console()
+    console.print(table)
+    noise = ", ".join(f"{v} {x:.3g}" for v, x in result.noise.items())
+    shooting = "single shooting" if result.segments == 1 else f"{result.segments} segments"
+    console.print(
+        f"{shooting}; loss {result.loss:.4g}; residual RMS {noise}; {result.adam_steps} Adam "
+        f"+ {result.refine_steps} Levenberg–Marquardt steps in {result.seconds:.1f} s; "
+        f"written to {output / 'result.json'} and {output / 'system.eqx'}"
+        + (f", plot {plot}" if plot is not None else ""),
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 # -- diffdyn discover ------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis import analyze_model
 from ..compilation import active_cache_folder, enable_compilation_cache
 from ..data.sampling import check_irregular
 from ..data.split import held_out_start
@@ -38,7 +39,7 @@ from ..errors import DataError, DiffdynError, UnknownNameError, did_you_mean, st
 from ..files import folder_lock
 from ..models.registry import MODELS, model_spec
 from ..options import check_number
-from ..systems.registry import SYSTEMS
+from ..systems.registry import SYSTEMS, file_reference, is_file_reference, system_class
 from ..train import (
     DataSource,
     Evaluation,
@@ -48,6 +49,7 @@ from ..train import (
     load_data,
     train_model,
 )
+from ..train.checkpoint import read_sidecar
 from ..train.data_source import TEST_FRACTION
 from ..train.devices import use_devices
 from ..train.training import check_train_request
@@ -66,6 +68,10 @@ DEFAULT_OUTPUT = Path("runs/compare")
 REPORT_FORECAST_LYAPUNOV_TIMES = 5  # the forecast a cell keeps for the report ...
 REPORT_FORECAST_SAMPLES = 200  # ... and its length when λ₁ is unknown
 FORECAST, ATTENTION = "forecast", "attention"  # the artifacts of a cell
+# The long-run columns (`analysis.analyze_model`): the model's spectrum averaged over this many
+# Lyapunov times (at least this many steps), shorter than `diffdyn analyze`'s 200.
+LONG_RUN_SPECTRUM_LYAPUNOV_TIMES = 50.0
+LONG_RUN_SPECTRUM_STEPS = 2_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +96,9 @@ class CompareSummary:
 def choose_datasets(
     systems: Sequence[str] | None, files: Sequence[str | Path]
 ) -> list[str | Path]:
-    """The datasets of a grid: the systems named (which must be built-in), then the files
-    (which must exist, as `Path`s); neither given → `DEFAULT_SYSTEMS`."""
+    """The datasets of a grid: the systems named (built-in, or a user's `FILE.py:CLASS`, which
+    is loaded here so a bad one is refused before any cell), then the files (which must exist,
+    as `Path`s); neither given → `DEFAULT_SYSTEMS`."""
     for path in files:
         if not Path(path).is_file():
             raise DataError(f"--data {path}: no such file; check the path.")
@@ -101,7 +108,9 @@ def choose_datasets(
             "(`diffdyn systems` lists them), or --data FILE."
         )
     for name in systems or []:
-        if name not in SYSTEMS:
+        if is_file_reference(name):
+            system_class(name)
+        elif name not in SYSTEMS:
             raise UnknownNameError(
                 f"unknown system {name!r} in --systems.{did_you_mean(name, list(SYSTEMS))} "
                 "Run `diffdyn systems` to list them; give your own files with --data FILE."
@@ -137,6 +146,12 @@ def resolve_datasets(datasets: Sequence[str | Path]) -> list[dict[str, str]]:
     for item in datasets:
         if not isinstance(item, Path) and item in SYSTEMS:
             out.append({"name": item, "kind": "system", "ref": item})
+        elif not isinstance(item, Path) and is_file_reference(item):
+            # Named FILE.py:CLASS without the folders (the name is a folder of the run); the
+            # reference has the absolute path, so that every worker finds the same file.
+            ref = file_reference(item)
+            path, _, class_name = ref.rpartition(":")
+            out.append({"name": f"{Path(path).name}:{class_name}", "kind": "system", "ref": ref})
         elif Path(item).is_file():
             path = Path(item).resolve()
             out.append({"name": path.name, "kind": "file", "ref": str(path)})
@@ -176,7 +191,10 @@ def check_datasets(datasets: list[dict[str, str]], models: list[str]) -> None:
     needs: dict[str, int] = {}
     for dataset in datasets:
         if dataset["kind"] != "file":
-            dataset["content"] = "system"
+            # A user's system is recognised by its file's content: a changed file reruns.
+            ref = dataset["ref"]
+            user = is_file_reference(ref)
+            dataset["content"] = file_digest(ref.rpartition(":")[0]) if user else "system"
             continue
         content = file_digest(dataset["ref"])
         series, _ = load_data(data=dataset["ref"], irregular=dataset.get("irregular", "refuse"))
@@ -213,6 +231,7 @@ def cell_request(
         "ref": dataset["ref"],
         "content": dataset["content"],
         **({"irregular": dataset["irregular"]} if "irregular" in dataset else {}),
+        **({"long_run": False} if dataset.get("long_run") == "no" else {}),
         "model": model,
         "seed": seed,
         "budget_per_model": budget_per_model,
@@ -294,6 +313,7 @@ def run_compare(
     devices: int | None = None,
     workers: int = 1,
     irregular: str = "refuse",
+    long_run: bool = True,
 ) -> CompareSummary:
     """Run (or resume) a comparison grid in `out_dir`; return a summary.
 
@@ -302,6 +322,11 @@ def run_compare(
     busy. `devices` splits each training batch over that many local devices (`train(devices=)`);
     it changes speed, not results (to float32 rounding), so it is not part of the
     configuration a resumed run is checked against.
+
+    Each cell is also analyzed as a dynamical system (`analysis.analyze_model`: λ₁ of its
+    closed loop, its spectrum's error against the system's, the long run's power-spectrum and
+    density distances and behaviour: the report's long-run columns); `long_run=False` skips
+    that (a few seconds of compiling per cell) and is part of each cell's request.
 
     `datasets` are built-in system names or data files (a `Path` is always a file); `models`
     names or `"all"`. Results go to `out_dir/results.sqlite`; trained models to
@@ -339,6 +364,8 @@ def run_compare(
     for dataset in sets:
         if dataset["kind"] == "file" and irregular != "refuse":
             dataset["irregular"] = irregular
+        if not long_run:
+            dataset["long_run"] = "no"
     check_datasets(sets, names)  # every file read and checked before any folder is made
     out = check_run_folder(out_dir)
     config = compare_config(sets, names, seeds, budget_per_model, threshold, lyapunov_exponent)
@@ -596,7 +623,46 @@ def _train_and_score(
     if not math.isfinite(result.vpt.mean):
         raise DiffdynError("the valid prediction time is not finite")
     metrics = _cell_metrics(trained, result)
+    if dataset.get("long_run") != "no":
+        metrics.update(_long_run_metrics(folder, eval_series, eval_source, result, metrics))
     return metrics, _artifacts(folder, model, result, eval_series, eval_source, metrics)
+
+
+def _long_run_metrics(
+    folder: Path, series: Any, source: DataSource, result: Evaluation, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """The model as a dynamical system (`analysis.analyze_model`, a shorter spectrum than
+    `diffdyn analyze`'s, no sensitivity): λ₁ of its closed loop, its spectrum's error against
+    the system's, the long run's distances and behaviour. A model with exogenous inputs has
+    none; an analysis that fails leaves a note, the scores stand."""
+    if read_sidecar(folder).get("exog_variables"):
+        return {}
+    lam, dt = result.lyapunov_exponent, result.dt
+    duration = LONG_RUN_SPECTRUM_STEPS * dt
+    if lam:
+        duration = max(duration, LONG_RUN_SPECTRUM_LYAPUNOV_TIMES / lam)
+    try:
+        analysis = analyze_model(folder, series, source, duration=duration, windows=0)
+    except Exception as error:  # the cell's scores stand; the reason is in its note
+        reason = f"no long-run analysis: {_reason(error)}"
+        metrics["note"] = "; ".join(filter(None, [metrics.get("note"), reason]))
+        return {}
+    run = analysis.long_run
+    out: dict[str, Any] = {"long_run": run.behaviour.kind}
+    if analysis.spectrum_problem:
+        reason = f"no Lyapunov spectrum: {analysis.spectrum_problem}"
+        metrics["note"] = "; ".join(filter(None, [metrics.get("note"), reason]))
+    numbers = {
+        "model_lyapunov_exponent": analysis.largest_exponent,
+        "spectrum_error": analysis.spectrum_error,
+        "power_spectrum_distance": run.mean_power_spectrum_distance,
+        "density_distance": run.density_distance,
+        "correlation_dimension": run.correlation_dimension,
+    }
+    out.update({k: float(v) for k, v in numbers.items() if v is not None and math.isfinite(v)})
+    if analysis.system_spectrum is not None:
+        out["system_lyapunov_exponent"] = float(analysis.system_spectrum.largest)
+    return out
 
 
 def _artifacts(

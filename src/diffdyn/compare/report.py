@@ -36,7 +36,8 @@ def leaderboards(store: ResultsStore) -> dict[str, list[dict[str, Any]]]:
     """{dataset: rows sorted by VPT (best first), failed models last}.
 
     Each row: model, status, seeds, vpt_mean, vpt_std, vpt_unit, nrmse_lead, nrmse_lead_time,
-    smape, train_seconds, parameters, reason, curve (mean NRMSE per lead), dt, lyapunov_exponent.
+    smape, train_seconds, parameters, reason, curve (mean NRMSE per lead), dt, lyapunov_exponent,
+    and, where the cells measured them, the long-run columns (`LONG_RUN_NUMBERS`, `long_run`).
     """
     by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (dataset, model, _seed), metrics in store.cells().items():
@@ -64,6 +65,7 @@ def leaderboards(store: ResultsStore) -> dict[str, list[dict[str, Any]]]:
                 lyapunov_exponent=ok[0].get("lyapunov_exponent"),
                 censored=int(sum(c.get("vpt_censored", 0) for c in ok)),
                 note="; ".join(sorted({str(c["note"]) for c in ok if c.get("note")})),
+                **_long_run_row(ok),
             )
         else:
             row["status"] = "failed"
@@ -73,6 +75,54 @@ def leaderboards(store: ResultsStore) -> dict[str, list[dict[str, Any]]]:
     for rows in boards.values():
         rows.sort(key=lambda r: (r["status"] != "ok", -r.get("vpt_mean", 0.0), r["model"]))
     return dict(sorted(boards.items()))
+
+
+LONG_RUN_NUMBERS = (
+    "model_lyapunov_exponent",
+    "system_lyapunov_exponent",
+    "spectrum_error",
+    "power_spectrum_distance",
+    "density_distance",
+)
+# A model "reproduces the attractor" when its long run stays bounded and aperiodic (or cycles
+# where the truth does: its λ₁ ≤ 0), its power spectrum is within this Hellinger distance of
+# the truth's, and the sign of its λ₁ is the system's (chaos for chaos).
+ATTRACTOR_SPECTRUM_DISTANCE = 0.2
+
+
+def _long_run_row(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """The long-run columns of a leaderboard row: means over the seeds that have them, and the
+    behaviours seen (`grid._long_run_metrics`); empty for a store from before them."""
+    row: dict[str, Any] = {}
+    for name in LONG_RUN_NUMBERS:
+        values = [float(c[name]) for c in cells if c.get(name) is not None]
+        if values:
+            row[name] = float(np.mean(values))
+    kinds = sorted({str(c["long_run"]) for c in cells if c.get("long_run")})
+    if kinds:
+        row["long_run"] = " / ".join(kinds)
+    return row
+
+
+def attractor_verdict(row: dict[str, Any]) -> tuple[bool, str] | None:
+    """Whether a leaderboard row's model reproduces the attractor (the rule above
+    `ATTRACTOR_SPECTRUM_DISTANCE`), and if not why, in a few words; `None` without long-run
+    numbers."""
+    kind, distance = row.get("long_run"), row.get("power_spectrum_distance")
+    if kind == "diverges":
+        return False, kind
+    if kind is None or distance is None:
+        return None
+    true_lam = row.get("system_lyapunov_exponent", row.get("lyapunov_exponent"))
+    chaotic = true_lam is not None and true_lam > 0
+    if kind not in (("bounded aperiodic",) if chaotic else ("bounded aperiodic", "cycle")):
+        return False, kind
+    lam = row.get("model_lyapunov_exponent")
+    if lam is not None and true_lam is not None and (lam > 0) != (true_lam > 0):
+        return False, f"λ₁ {_g(lam)}"
+    if distance > ATTRACTOR_SPECTRUM_DISTANCE:
+        return False, f"power-spectrum distance {_g(distance, 2)}"
+    return True, ""
 
 
 def _ratio(value: float) -> str:
@@ -95,6 +145,10 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         "sMAPE %",
         "train s",
         "params",
+        "λ₁ model",
+        "spectrum err",
+        "PSD dist",
+        "long run",
         "status",
     ]
     body = []
@@ -116,12 +170,61 @@ def table_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
                     _g(r["smape"]),
                     _g(r["train_seconds"]),
                     str(r["parameters"]),
+                    *_long_run_cells(r),
                     status,
                 ]
             )
         else:
-            body.append(["—", r["model"], "—", "—", "—", "—", "—", f"failed: {r['reason']}"])
+            body.append(["—", r["model"], *["—"] * 9, f"failed: {r['reason']}"])
     return head, body
+
+
+def _long_run_cells(r: dict[str, Any]) -> list[str]:
+    lam, error = r.get("model_lyapunov_exponent"), r.get("spectrum_error")
+    distance = r.get("power_spectrum_distance")
+    return [
+        "—" if lam is None else _g(lam),
+        "—" if error is None else f"{_ratio(100 * error)} %",
+        "—" if distance is None else _g(distance, 2),
+        r.get("long_run", "—"),
+    ]
+
+
+def _attractor_sentence(ok: list[dict[str, Any]]) -> str | None:
+    judged = [(r, attractor_verdict(r)) for r in ok]
+    judged = [(r, verdict) for r, verdict in judged if verdict is not None]
+    if not judged:
+        return None
+    yes = [r for r, (good, _) in judged if good]
+    no = [(r, why) for r, (good, why) in judged if not good]
+    true_lam = next(
+        (r["system_lyapunov_exponent"] for r, _ in judged if "system_lyapunov_exponent" in r),
+        None,
+    )
+    rule = (
+        f"bounded and aperiodic, λ₁ > 0 like the system's {_g(true_lam)}"
+        if true_lam is not None and true_lam > 0
+        else "bounded, λ₁ of the system's sign"
+    )
+    text = (
+        f"Long closed-loop runs (criterion: {rule}, power-spectrum distance ≤ "
+        f"{ATTRACTOR_SPECTRUM_DISTANCE:g}): "
+    )
+    if yes:
+        text += ", ".join(
+            f"{r['model']} (λ₁ {_g(r['model_lyapunov_exponent'])})"
+            if r.get("model_lyapunov_exponent") is not None
+            else r["model"]
+            for r in yes
+        )
+        text += " also reproduce" if len(yes) > 1 else " also reproduces"
+        text += " the attractor"
+    else:
+        text += "no model reproduces the attractor"
+    if no:
+        text += "; " + ", ".join(f"{r['model']} ({why})" for r, why in no)
+        text += " do not" if len(no) > 1 else " does not"
+    return text + "."
 
 
 def recommendation(dataset: str, rows: list[dict[str, Any]]) -> str:
@@ -168,6 +271,9 @@ def recommendation(dataset: str, rows: list[dict[str, Any]]) -> str:
             f"{other['model']} trained {_ratio(best['train_seconds'] / other['train_seconds'])}× "
             f"faster ({_g(other['train_seconds'])} s) and reached {_g(other['vpt_mean'])} {unit}."
         )
+    attractor = _attractor_sentence(ok)
+    if attractor:
+        parts.append(attractor)
     if failed:
         parts.append(f"Failed: {', '.join(failed)}.")
     return " ".join(parts)

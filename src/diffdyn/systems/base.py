@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -116,12 +117,31 @@ class AbstractSystem(eqx.Module):
 
     # -- parameters ------------------------------------------------------------------------
     def parameters(self) -> dict[str, Array]:
-        """The system's parameters (its array fields), by name."""
+        """The system's parameters (its array fields), by name.
+
+        A field holding a module (a network inside the vector field: a universal differential
+        equation) is not a parameter here: see `networks`.
+        """
         out = {}
         for f in dataclasses.fields(self):
             if f.metadata.get("static", False):
                 continue
-            out[f.name] = getattr(self, f.name)
+            value = getattr(self, f.name)
+            if eqx.is_array(value):
+                out[f.name] = value
+        return out
+
+    def networks(self) -> dict[str, Any]:
+        """The fields holding something else than one array, with arrays inside (an Equinox
+        MLP called in `vector_field`), by name."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.metadata.get("static", False):
+                continue
+            value = getattr(self, f.name)
+            arrays = jax.tree_util.tree_leaves(eqx.filter(value, eqx.is_array))
+            if not eqx.is_array(value) and arrays:
+                out[f.name] = value
         return out
 
     @classmethod

@@ -1,8 +1,20 @@
-"""The catalogue: system names → classes, and building a system from text parameters."""
+"""The catalogue: system names → classes, and building a system from text parameters.
+
+Wherever a system name is taken, `path/to/file.py:ClassName` names a user's own system class
+instead (`system_class`, `load_system_file`): the file is run (imported) only for that explicit
+syntax, never because some other text looks like a path.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import inspect
 import math
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
 
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
 from .base import AbstractSystem
@@ -54,8 +66,100 @@ def register_system(cls: type[AbstractSystem]) -> type[AbstractSystem]:
     return cls
 
 
+def is_file_reference(name: str) -> bool:
+    """Whether `name` is a `path/to/file.py:ClassName` reference to a user's system class."""
+    path, sep, _ = name.rpartition(":")
+    return bool(sep) and path.endswith(".py")
+
+
+def file_reference(name: str) -> str:
+    """A `FILE.py:CLASS` reference with the file's absolute path, so that it names the same
+    class from any working folder (the compare grid's worker processes)."""
+    path, _, class_name = name.rpartition(":")
+    return f"{Path(path).expanduser().resolve()}:{class_name}"
+
+
+def _user_module_name(path: Path) -> str:
+    # One module name per file (its absolute path's hash): a saved system's `Recipe` names it,
+    # and loading the same file again in another process gives the same name.
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:10]
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"diffdyn_user_{stem}_{digest}"
+
+
+def _import_user_file(path: Path, shown: str) -> ModuleType:
+    path = path.resolve()
+    name = _user_module_name(path)
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__diffdyn_stamp__", None) == stamp:
+        return loaded  # the same file, unchanged: its classes stay the same objects
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise DiffdynError(f"{shown} cannot be loaded as a Python file; check the path.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses (so Equinox modules) look their module up here
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        del sys.modules[name]
+        raise DiffdynError(
+            f"running {shown} failed ({type(error).__name__}: {error}); fix the file."
+        ) from None
+    module.__diffdyn_stamp__ = stamp  # type: ignore[attr-defined]
+    return module
+
+
+def load_system_file(reference: str) -> type[AbstractSystem]:
+    """The user's system class named by `"path/to/file.py:ClassName"`.
+
+    The file is run as a module (as `import` would), once per content: loading it again while
+    it is unchanged returns the same class. One-line errors (`DiffdynError`) for a missing
+    file, a file that fails to run, a missing class, a class that is not a system, and an
+    abstract one.
+
+    **Example:** `cls = load_system_file("my_systems.py:Brusselator")`
+    """
+    shown, _, class_name = reference.rpartition(":")
+    if not class_name.isidentifier():
+        raise DiffdynError(
+            f"{reference!r} names no class: write FILE.py:CLASS, e.g. {shown}:MySystem."
+        )
+    path = Path(shown).expanduser()
+    if not path.is_file():
+        raise DiffdynError(f"no file {shown} (in {reference!r}); check the path.")
+    module = _import_user_file(path, shown)
+    found = getattr(module, class_name, None)
+    if found is None:
+        systems = sorted(
+            n
+            for n, v in vars(module).items()
+            if isinstance(v, type) and issubclass(v, AbstractSystem) and not inspect.isabstract(v)
+        )
+        listed = f" (it defines {', '.join(systems)})" if systems else " (it defines no system)"
+        raise UnknownNameError(
+            f"{shown} defines no class {class_name}{listed}.{did_you_mean(class_name, systems)}"
+        )
+    if not (isinstance(found, type) and issubclass(found, AbstractSystem)):
+        raise DiffdynError(
+            f"{reference} is not a diffdyn system: {class_name} must be a class subclassing "
+            "AbstractFlow, AbstractMap, AbstractDelayFlow or AbstractSemilinearPDE "
+            "(from diffdyn.systems)."
+        )
+    if inspect.isabstract(found):
+        missing = ", ".join(sorted(getattr(found, "__abstractmethods__", ())))
+        raise DiffdynError(
+            f"{reference} is abstract: {class_name} must define {missing or 'its methods'}."
+        )
+    return found
+
+
 def system_class(name: str) -> type[AbstractSystem]:
-    """The class registered under `name` (case, hyphens and underscores are ignored)."""
+    """The class registered under `name` (case, hyphens and underscores are ignored), or the
+    user's class named by `path/to/file.py:ClassName` (`load_system_file`)."""
+    if is_file_reference(name):
+        return load_system_file(name)
     wanted = _normalise(name)
     wanted = _normalise(_ALIASES.get(wanted, wanted))
     for key, cls in SYSTEMS.items():
@@ -68,7 +172,8 @@ def system_class(name: str) -> type[AbstractSystem]:
 
 
 def get_system(name: str, **params: float | int | str) -> AbstractSystem:
-    """Build a catalogue system by name, with some parameters changed.
+    """Build a catalogue system by name (or a user's, `path/to/file.py:ClassName`), with some
+    parameters changed.
 
     Parameter values may be numbers or text (as typed on the command line).
 
@@ -82,6 +187,7 @@ def get_system(name: str, **params: float | int | str) -> AbstractSystem:
     ```
     """
     cls = system_class(name)
+    label = cls.name or cls.__name__
     array_names = cls.parameter_names()
     structural = cls.structural_names()
     allowed = array_names + structural
@@ -89,22 +195,21 @@ def get_system(name: str, **params: float | int | str) -> AbstractSystem:
     for key, raw in params.items():
         if key not in allowed:
             raise UnknownNameError(
-                f"{cls.name} has no parameter {key!r} (it has {', '.join(allowed)})."
+                f"{label} has no parameter {key!r} (it has {', '.join(allowed)})."
                 f"{did_you_mean(key, allowed)}"
             )
         try:
             value = float(raw)
         except (TypeError, ValueError):
             raise DiffdynError(
-                f"parameter {key} of {cls.name} must be a number; got {raw!r}."
+                f"parameter {key} of {label} must be a number; got {raw!r}."
             ) from None
         if not math.isfinite(value):
-            raise DiffdynError(f"parameter {key} of {cls.name} must be finite; got {raw!r}.")
+            raise DiffdynError(f"parameter {key} of {label} must be finite; got {raw!r}.")
         if key in structural and isinstance(cls.__dataclass_fields__[key].default, int):
             if value != int(value):
                 raise DiffdynError(
-                    f"parameter {key} of {cls.name} sets a size and must be an integer; "
-                    f"got {raw!r}."
+                    f"parameter {key} of {label} sets a size and must be an integer; got {raw!r}."
                 )
             kwargs[key] = int(value)
         else:

@@ -128,7 +128,11 @@ def load_data(
         )
     series = simulate(built, steps=steps, y0=y0, key=key).numpy()
     source = DataSource(
-        "system", fingerprint(series), system=built.name, parameters=dict(params or {}), seed=seed
+        "system",
+        fingerprint(series),
+        system=built.name or system,  # a user's FILE.py:CLASS may have no name
+        parameters=dict(params or {}),
+        seed=seed,
     )
     return series, source
 
