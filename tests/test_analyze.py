@@ -77,6 +77,8 @@ class HiddenCounter(AbstractForecaster):
 
 
 # -- the four tests of the issue ---------------------------------------------------------------
+# In make test-slow: one of the longest of the default suite (make test stays under 8 min).
+@pytest.mark.slow
 def test_a_model_that_is_the_true_systems_map_reproduces_its_spectrum():
     # Hénon: the model's one step is the map itself; the same model in standardised
     # coordinates (an affine change of variables, as training sees the data) has the same
@@ -113,6 +115,8 @@ def test_a_model_that_is_the_true_systems_map_reproduces_its_spectrum():
     assert exponents.sum() == pytest.approx(-(10 + 1 + 8 / 3), rel=0.01)  # Σλ = trace J
 
 
+# In make test-slow: one of the longest of the default suite (make test stays under 8 min).
+@pytest.mark.slow
 def test_a_linear_map_gives_log_abs_eigenvalues():
     eigenvalues = np.array([0.9, -0.5, 0.2])
     basis = np.array([[1.0, 0.3, -0.2], [0.1, 1.0, 0.4], [0.5, -0.3, 1.0]])

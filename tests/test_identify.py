@@ -75,6 +75,8 @@ def test_a_map_with_a_latent_variable_is_identified_by_multiple_shooting():
     json.dumps(result.to_json())  # plain JSON
 
 
+# In make test-slow: one of the longest of the default suite (make test stays under 8 min).
+@pytest.mark.slow
 def test_single_shooting_of_a_chaotic_map_fails_where_multiple_shooting_succeeds():
     start = Henon(a=0.98, b=0.39)
     single = identify(start, henon_data(), fit=["a", "b"], segments=1, steps=300)
@@ -158,6 +160,8 @@ def assert_network_gets_gradients(reference: str, steps: int, lyapunov_duration:
     assert all(float(grads.fields[n]) != 0.0 for n in hybrid.parameters())
 
 
+# In make test-slow: one of the longest of the default suite (make test stays under 8 min).
+@pytest.mark.slow
 def test_a_map_with_an_mlp_field_simulates_and_its_weights_get_gradients():
     assert_network_gets_gradients(user("HybridHenon"), steps=20, lyapunov_duration=50.0)
 
@@ -202,6 +206,8 @@ def assert_loss_gradient_matches_finite_differences(setup, eps):
     return x
 
 
+# In make test-slow: one of the longest of the default suite (make test stays under 8 min).
+@pytest.mark.slow
 def test_the_loss_gradient_through_diffrax_matches_finite_differences(x64):
     x = assert_loss_gradient_matches_finite_differences(lorenz_setup("recursive"), 1e-6)
     assert x.shape == (3 + 2 * 3,)  # the log-parameters and both segments' initial states

@@ -23,6 +23,8 @@ def field_arrays(model):
     return eqx.filter(model, eqx.is_inexact_array)
 
 
+# In make test-slow: one of the longest of the default suite (make test stays under 8 min).
+@pytest.mark.slow
 def test_shapes_vmap_exog_and_gradients(getkey):
     rng = np.random.default_rng(0)
     model = build_model(
@@ -182,6 +184,8 @@ def test_an_adaptive_solve_that_runs_out_of_steps_is_not_finite(getkey):
     assert not np.any(np.isfinite(forecast))
 
 
+# In make test-slow: one of the longest of the default suite (make test stays under 8 min).
+@pytest.mark.slow
 def test_training_through_the_core_lowers_the_loss_and_survives_a_checkpoint(tmp_path, getkey):
     """A damped oscillator: `train` (the one core, through the pipeline) learns its field, and
     the saved model is rebuilt with the same settings, `dt` included, and the same weights."""
