@@ -52,6 +52,7 @@ def test_grid_records_failure_and_resumes(tmp_path, broken_model):
         seeds=1,
         budget_per_model=5,
         progress=False,
+        long_run=False,
         on_cell=lambda *cell: seen.append(cell[1]),
     )
     assert seen == GRID
@@ -67,7 +68,9 @@ def test_grid_records_failure_and_resumes(tmp_path, broken_model):
     assert counts["broken/0"] == 2  # status + reason
 
     # Rerunning the same configuration trains nothing and writes nothing new.
-    again = run_compare(out, ["henon"], GRID, seeds=1, budget_per_model=5, progress=False)
+    again = run_compare(
+        out, ["henon"], GRID, seeds=1, budget_per_model=5, progress=False, long_run=False
+    )
     assert again.ran == 0 and again.skipped == 3
     with ResultsStore(out / STORE_FILE) as store:
         assert store.count() == total
@@ -91,12 +94,15 @@ def test_interrupted_grid_resumes_without_duplicates(tmp_path):
             seeds=2,
             budget_per_model=5,
             progress=False,
+            long_run=False,
             on_cell=stop_after_first,
         )
     with ResultsStore(out / STORE_FILE) as store:
         assert len(store.finished()) == 1
         first = store.count()
-    summary = run_compare(out, ["henon"], models, seeds=2, budget_per_model=5, progress=False)
+    summary = run_compare(
+        out, ["henon"], models, seeds=2, budget_per_model=5, progress=False, long_run=False
+    )
     assert summary.ran == 3 and summary.skipped == 1
     counts = _metric_counts(out / STORE_FILE)
     assert len(counts) == 4
@@ -108,9 +114,18 @@ def test_interrupted_grid_resumes_without_duplicates(tmp_path):
 
 def test_other_configuration_in_same_folder_is_refused(tmp_path):
     out = tmp_path / "run"
-    run_compare(out, ["henon"], ["persistence"], budget_per_model=5, progress=False)
+    run_compare(
+        out, ["henon"], ["persistence"], budget_per_model=5, progress=False, long_run=False
+    )
     with pytest.raises(DiffdynError, match="same options.*another output folder"):
-        run_compare(out, ["henon"], ["persistence", "ngrc"], budget_per_model=5, progress=False)
+        run_compare(
+            out,
+            ["henon"],
+            ["persistence", "ngrc"],
+            budget_per_model=5,
+            progress=False,
+            long_run=False,
+        )
 
 
 def test_corrupt_store_is_an_error(tmp_path):
@@ -118,22 +133,24 @@ def test_corrupt_store_is_an_error(tmp_path):
     out.mkdir()
     (out / STORE_FILE).write_bytes(b"this is not a database" * 100)
     with pytest.raises(DiffdynError, match="corrupted"):
-        run_compare(out, ["henon"], ["persistence"], budget_per_model=5, progress=False)
+        run_compare(
+            out, ["henon"], ["persistence"], budget_per_model=5, progress=False, long_run=False
+        )
     result = CliRunner().invoke(app, ["results", str(out)])
     assert result.exit_code == 2
 
 
 def test_unknown_names_are_errors(tmp_path):
     with pytest.raises(DiffdynError, match="unknown model"):
-        run_compare(tmp_path / "a", ["henon"], ["nosuchmodel"], progress=False)
+        run_compare(tmp_path / "a", ["henon"], ["nosuchmodel"], progress=False, long_run=False)
     with pytest.raises(DiffdynError, match="neither a built-in system nor a file"):
-        run_compare(tmp_path / "b", ["lorenz36"], ["persistence"], progress=False)
+        run_compare(tmp_path / "b", ["lorenz36"], ["persistence"], progress=False, long_run=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_report_names_every_model(tmp_path, broken_model):
     out = tmp_path / "run"
-    run_compare(out, ["henon"], GRID, budget_per_model=5, progress=False)
+    run_compare(out, ["henon"], GRID, budget_per_model=5, progress=False, long_run=False)
     paths = write_report(out)
     markdown = paths.markdown.read_text()
     page = paths.html.read_text()
@@ -180,7 +197,14 @@ def test_compare_on_a_file(tmp_path):
     path = tmp_path / "mine.csv"
     path.write_text("time,a,b\n" + "\n".join(f"{a},{b},{c}" for a, (b, c) in zip(t, values)))
     out = tmp_path / "run"
-    run_compare(out, [str(path)], ["persistence", "ngrc"], budget_per_model=5, progress=False)
+    run_compare(
+        out,
+        [str(path)],
+        ["persistence", "ngrc"],
+        budget_per_model=5,
+        progress=False,
+        long_run=False,
+    )
     with ResultsStore(out / STORE_FILE) as store:
         cells = store.cells()
     assert cells[("mine.csv", "ngrc", 0)]["status"] == "ok", cells
@@ -202,7 +226,7 @@ class Killer(Persistence):
 model_spec("persistence")
 register_model(ModelSpec("killer", Killer, {}, "kills its own process"))
 run_compare(sys.argv[1], ["henon"], ["persistence", "ngrc", "killer"], budget_per_model=5,
-            progress=False)
+            progress=False, long_run=False)
 """
 
 
@@ -225,6 +249,7 @@ def test_sigkill_mid_grid_resumes_exactly(tmp_path):
             ["persistence", "ngrc", "killer"],
             budget_per_model=5,
             progress=False,
+            long_run=False,
         )
     finally:
         MODELS.pop("killer", None)
@@ -238,7 +263,12 @@ def test_report_draws_forecasts_of_the_best_models(tmp_path):
     from diffdyn.compare import run_compare, write_report
 
     run_compare(
-        tmp_path / "r", ["henon"], ["persistence", "ngrc"], budget_per_model=5, progress=False
+        tmp_path / "r",
+        ["henon"],
+        ["persistence", "ngrc"],
+        budget_per_model=5,
+        progress=False,
+        long_run=False,
     )
     write_report(tmp_path / "r")
     names = sorted(p.name for p in (tmp_path / "r" / "figures").glob("forecast-*.png"))
@@ -252,7 +282,7 @@ def test_diverged_forecasts_are_recorded_and_the_report_reads_only_the_store(tmp
 
     out = tmp_path / "run"
     models = ["persistence", "test-diverging"]
-    run_compare(out, ["henon"], models, budget_per_model=5, progress=False)
+    run_compare(out, ["henon"], models, budget_per_model=5, progress=False, long_run=False)
     with ResultsStore(out / STORE_FILE) as store:
         cells = store.cells()
         kept = store.artifact("henon", "test-diverging", "forecast")
@@ -273,9 +303,11 @@ def test_two_worker_processes_give_the_cells_of_one(tmp_path):
     models = ["persistence", "ngrc"]
     one = tmp_path / "one"
     two = tmp_path / "two"
-    run_compare(one, ["henon", "logistic"], models, budget_per_model=5, progress=False)
+    run_compare(
+        one, ["henon", "logistic"], models, budget_per_model=5, progress=False, long_run=False
+    )
     summary = run_compare(two, ["henon", "logistic"], models, budget_per_model=5,
-                          progress=False, workers=2)  # fmt: skip
+                          progress=False, long_run=False, workers=2)  # fmt: skip
     assert summary.ran == 4 and summary.failed == 0
 
     def scores(path):
@@ -284,4 +316,4 @@ def test_two_worker_processes_give_the_cells_of_one(tmp_path):
 
     assert scores(two) == scores(one)
     with pytest.raises(DiffdynError, match="--workers"):
-        run_compare(tmp_path / "w", ["henon"], models, progress=False, workers=0)
+        run_compare(tmp_path / "w", ["henon"], models, progress=False, long_run=False, workers=0)
