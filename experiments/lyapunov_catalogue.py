@@ -25,6 +25,7 @@ from diffdyn.systems import SYSTEMS  # noqa: E402
 DURATIONS = {
     "lorenz63": 5000.0,
     "rossler": 20000.0,
+    "chua": 50000.0,
     "lorenz96": 2000.0,
     "double-pendulum": 5000.0,
     "lotka-volterra": 5000.0,

@@ -211,7 +211,9 @@ def test_fitting_is_jittable(name):
 
 
 def test_registry_entries():
-    assert model_spec("ngrc").defaults == {"delays": 2, "spacing": 1, "ridge": "auto", "order": 2}
+    assert model_spec("ngrc").defaults == {
+        "delays": 2, "spacing": 1, "ridge": "auto", "order": 2, "tune": "auto"
+    }  # fmt: skip
     assert model_spec("esn").defaults["size"] == 500
     assert model_spec("esn").defaults["ridge"] == "auto"
     assert model_spec("esn").cls is ESN and model_spec("ngrc").cls is NGRC

@@ -43,6 +43,7 @@ from .plot import (
     memory_block_labels,
     plot_attention,
     plot_forecast,
+    plot_gates,
     plot_series,
 )
 from .resources import check_output_size
@@ -598,13 +599,22 @@ def train_command(
             "curriculum (a rollout growing to --horizon)."
         ),
     ] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            help="What the rollout is scored by: mse (default), soft-dtw (soft-DTW divergence; "
+            "--option soft_dtw_gamma=0.1) or soft-vpt (smooth valid prediction time; --option "
+            "soft_vpt_epsilon=0.5, soft_vpt_temperature=0.1)."
+        ),
+    ] = None,
     option: Annotated[
         list[str] | None,
         typer.Option(
             "--option",
             metavar="NAME=VALUE",
             help="Other training option, repeatable: clip, weight_decay, schedule, validation, "
-            "patience, stride, max_failures.",
+            "patience, stride, max_failures, soft_dtw_gamma, soft_vpt_epsilon, "
+            "soft_vpt_temperature.",
         ),
     ] = None,
     budget: Annotated[
@@ -663,6 +673,7 @@ def train_command(
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "strategy": strategy,
+        "loss": loss,
     }
     options = merge_options(parse_assignments(option or []), flags)
     hyperparameters = parse_assignments(param or [])
@@ -721,6 +732,16 @@ def _train_summary(result: TrainResult) -> Table:
         rows.append(
             ("best validation loss", f"{result.best_val_loss:.4g} (MSE, standardised data)")
         )
+    if result.tuning is not None:
+        tuning = result.tuning
+        rows.append(("tuned", ", ".join(f"{k} {v:.4g}" for k, v in tuning.tuned.items())))
+        rows.append((
+            "tuning",
+            f"from {', '.join(f'{k} {v:.4g}' for k, v in tuning.initial.items())}; validation "
+            f"loss {tuning.initial_loss:.4g} → {tuning.tuned_loss:.4g} in {tuning.steps} steps "
+            f"({tuning.readout_solves} readout solves, {tuning.seconds:.3g} s); -p tune=off "
+            "skips it",
+        ))  # fmt: skip
     folder = result.folder or Path()
     rows.append(("saved in", str(folder)))
     if not result.finished:
@@ -928,11 +949,16 @@ def forecast_command(
 )
 def explain_command(
     model_dir: Annotated[
-        Path, typer.Argument(help="A model folder written by `diffdyn train` (attention model).")
+        Path,
+        typer.Argument(
+            help="A model folder written by `diffdyn train` (a model with attention or gates)."
+        ),
     ],
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="Where to draw the alignment (.png, .pdf, .svg)."),
+        typer.Option(
+            "--output", "-o", help="Where to draw the alignment or gates (.png, .pdf, .svg)."
+        ),
     ],
     data: DataOption = None,
     irregular: IrregularOption = "refuse",
@@ -961,12 +987,14 @@ def explain_command(
     ] = None,
     system_param: SystemParamOption = None,
 ) -> None:
-    """Draw where an attention model looks: its alignment of forecast steps with context steps.
+    """Draw where an attention model looks, or which branches a gated model takes.
 
     One context window of the evaluation data (a fresh trajectory with --system, the held-out
     end of the training file) is forecast once; the figure shows the weight each forecast step
     gives each context step (tutorial Fig. 5) and, for DA-RNN, the mean input-attention
-    weight of each driving series.
+    weight of each driving series; for a gated model (switching, act-rnn) the weight of each
+    expert or ponder step per forecast step, the forecast coloured by its heaviest branch and
+    the ponder steps.
     """
     check_figure_path(output, force=force)
     if as_json is not None:
@@ -984,18 +1012,31 @@ def explain_command(
         )
         result = explain_model(model_dir, series, source, horizon=horizon, start=start)
         where = _source_text(result.data, len(series))
-        plot_attention(
-            result.attention,
-            output,
-            input_attention=result.input_attention,
-            variable_names=list(result.driving_series),
-            memory_attention=result.memory_attention,
-            block_length=result.block_length,
-            title=f"{result.model} attention on "
-            f"{source.system or Path(source.path or '').name}, "
-            f"context from sample {result.first_sample}",
-            force=force,
-        )
+        source_name = source.system or Path(source.path or "").name
+        if result.gates is not None:
+            plot_gates(
+                result.gates,
+                output,
+                label=result.gate_label or "branch",
+                ponder=result.ponder,
+                forecast=result.forecast,
+                variable_names=list(result.driving_series),
+                title=f"{result.model} gates on {source_name}, "
+                f"context from sample {result.first_sample}",
+                force=force,
+            )
+        else:
+            plot_attention(
+                result.attention,  # pyright: ignore[reportArgumentType]  (an attention model)
+                output,
+                input_attention=result.input_attention,
+                variable_names=list(result.driving_series),
+                memory_attention=result.memory_attention,
+                block_length=result.block_length,
+                title=f"{result.model} attention on {source_name}, "
+                f"context from sample {result.first_sample}",
+                force=force,
+            )
         if as_json is not None:
             write_json(as_json, result.to_json())
     console = _console()
@@ -1004,13 +1045,13 @@ def explain_command(
     first, context, horizon = result.first_sample, result.context, result.horizon
     console.print(
         f"{result.model} on {where}: context {context} (samples {first}–{first + context - 1}"
-        f"), horizon {horizon} (samples {first + context}–{first + context + horizon - 1}); "
-        "lag 1 is the most recent observation",
+        f"), horizon {horizon} (samples {first + context}–{first + context + horizon - 1})"
+        + ("" if result.attention is None else "; lag 1 is the most recent observation"),
         soft_wrap=True,
         markup=False,
     )
     console.print(_attention_table(result))
-    written = f"alignment drawn to {output}"
+    written = f"{'gates' if result.gates is not None else 'alignment'} drawn to {output}"
     if as_json is not None:
         written += f", weights written to {as_json}"
     console.print(written, soft_wrap=True, markup=False)
@@ -1020,6 +1061,8 @@ EXPLAIN_ROWS = 5  # forecast steps, lags and driving series listed in the summar
 
 
 def _attention_table(result: Explanation) -> Table:
+    if result.gates is not None:
+        return _gates_table(result)
     if result.memory_attention is not None:
         # Weights spread evenly over a block's steps: name the block, not one of its lags.
         labels = memory_block_labels(result.memory_attention.shape[1], result.block_length)
@@ -1047,6 +1090,25 @@ def _attention_table(result: Explanation) -> Table:
         rows.append(
             ("memory blocks", ", ".join(f"{labels[p.block]}: {p.weight:.3g}" for p in top_blocks))
         )
+    return _key_value_table(rows)
+
+
+def _gates_table(result: Explanation) -> Table:
+    gates, label = result.gates, result.gate_label or "branch"
+    if gates is None:
+        return _key_value_table([])
+    rows = [
+        (f"forecast step {k}", f"{label} {int(row.argmax()) + 1} gets most weight "
+         f"({float(row.max()):.3g})")
+        for k, row in enumerate(gates[:EXPLAIN_ROWS], 1)
+    ]  # fmt: skip
+    mean = gates.mean(axis=0)
+    order = sorted(range(len(mean)), key=lambda k: -mean[k])[:EXPLAIN_ROWS]
+    rows.append((f"mean weight per {label}", ", ".join(f"{k + 1}: {mean[k]:.3g}" for k in order)))
+    if result.ponder is not None:
+        ponder = result.ponder
+        spread = f"mean {ponder.mean():.3g}, from {ponder.min():g} to {ponder.max():g}"
+        rows.append(("ponder steps", spread))
     return _key_value_table(rows)
 
 
@@ -1415,10 +1477,20 @@ def results_command(
     "(two-hop: diffdyn task two-hop --model memn2n -p hops=2)",
 )
 def task_command(
-    name: Annotated[str, typer.Argument(help="copy, repeat-copy, associative-recall or two-hop.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="copy, repeat-copy, associative-recall, two-hop or pattern-completion."
+        ),
+    ],
     model: Annotated[
         str,
-        typer.Option("--model", "-m", help="Sequence model: lstm, dnc, or memn2n (two-hop only)."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Sequence model: lstm, dnc, memn2n (two-hop only), plastic or rnn "
+            "(pattern-completion only).",
+        ),
     ] = "lstm",
     budget: Annotated[
         str | None,
@@ -1446,7 +1518,7 @@ def task_command(
             "-p",
             metavar="NAME=VALUE",
             help="Model hyperparameter, repeatable (e.g. -p hidden=64, -p memory_size=32, "
-            "-p hops=3, -p linear_start_steps=500).",
+            "-p hops=3, -p linear_start_steps=500, -p eta=0.01).",
         ),
     ] = None,
     output: Annotated[
@@ -1457,9 +1529,10 @@ def task_command(
     """Train a sequence model on a memory task and print its score per size.
 
     Trains on the task's sizes (copy: 1–8 vectors of 8 bits; associative-recall: 2–6 items;
-    two-hop: stories of 3 chains) for --budget or --steps, then scores fresh examples of every
-    size up to twice the largest trained one: the larger ones test generalisation. Bit tasks
-    report the bit error, two-hop the accuracy.
+    two-hop: stories of 3 chains; pattern-completion: 5 patterns of 1000 bits, Miconi et al.
+    2018) for --budget or --steps, then scores fresh examples of every size up to twice the
+    largest trained one: the larger ones test generalisation. Bit tasks report the bit error,
+    two-hop the accuracy.
     """
     import json
 
@@ -1547,6 +1620,16 @@ def identify_command(
     steps: Annotated[
         int | None, typer.Option(min=1, help="Adam steps per restart (default 200).")
     ] = None,
+    learning_rate: Annotated[
+        float, typer.Option(min=0, help="Adam's learning rate (cosine decay).")
+    ] = 0.05,
+    refine_steps: Annotated[
+        int | None,
+        typer.Option(min=1, help="Levenberg–Marquardt steps after Adam, at most (default 100)."),
+    ] = None,
+    refine: Annotated[
+        bool, typer.Option("--refine/--no-refine", help="Levenberg–Marquardt after Adam.")
+    ] = True,
     seed: Annotated[int, typer.Option(min=0, max=MAX_INT, help="Seed of the restarts.")] = 0,
     restarts: Annotated[int, typer.Option(min=1, help="Fits from perturbed starts.")] = 1,
     param: Annotated[
@@ -1574,6 +1657,7 @@ def identify_command(
     result = identify_to_folder(
         system, data, output, fit=fit, observe=observe, segments=segments,
         steps=steps, budget=parse_budget(budget), seed=seed, restarts=restarts,
+        learning_rate=learning_rate, refine=refine, refine_steps=refine_steps,
         start=parse_assignments(param or []), bounds=parse_assignments(bound or []),
         irregular=irregular, force=force, plot=plot, progress=f"identify {system}",
     )  # fmt: skip
@@ -1599,16 +1683,56 @@ def identify_command(
         soft_wrap=True,
         markup=False,
     )
+    for note in result.notes:
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
 
 
 # -- diffdyn discover ------------------------------------------------------------------------
+def _print_discovery(console: Console, found) -> None:
+    """A discovery's equations, its inclusion probabilities (with bagging) and its notes."""
+    for line in found.equations():
+        console.print("  " + line, soft_wrap=True, markup=False)
+    if found.inclusion is not None:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="inclusion probability")
+        table.add_column("term")
+        for target in found.targets:
+            table.add_column(Text(target), justify="right")  # Text: "x[n+1]" is not markup
+        for j, term in enumerate(found.terms):
+            if found.inclusion[j].max() > 0:
+                table.add_row(Text(term), *(f"{p:.2f}" for p in found.inclusion[j]))
+        console.print(table)
+    for note in found.notes:
+        console.print(f"note: {note}", soft_wrap=True, markup=False)
+
+
 @app.command(
     "discover",
     epilog="Example: diffdyn discover --data lorenz.csv -o lorenz-equations.json --plot "
-    "lorenz-equations.png    (noisy data: add --weak)",
+    "lorenz-equations.png    (noisy data: add --weak; a fitted hybrid model's network: "
+    "diffdyn discover lv-fit --term net)",
 )
 def discover_command(
-    data: Annotated[Path, typer.Option("--data", help="A series file: .csv, .parquet or .npz.")],
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="DIR",
+            help="An identify folder: with --term, read equations off its fitted network.",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="A series file: .csv, .parquet or .npz.")
+    ] = None,
+    term_field: Annotated[
+        str | None,
+        typer.Option("--term", help="With DIR: the fitted system's network field (e.g. net)."),
+    ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            "--system", help="With DIR: the FILE.py:CLASS its system came from (runs that file)."
+        ),
+    ] = None,
     degree: Annotated[
         int, typer.Option(help="Largest total degree of the candidate monomials.")
     ] = 3,
@@ -1669,10 +1793,59 @@ def discover_command(
     thresholded least squares. The discovered system is then simulated from the data's first
     state and compared with the data: the NRMSE over the series and the time until it
     departs (NRMSE > 0.5). Nothing is written unless -o / --plot are given.
+
+    DIR --term FIELD instead reads equations off the network FIELD of a hybrid model fitted
+    by `diffdyn identify -o DIR`, evaluated over the states of its data.
     """
     from .data.sampling import check_irregular
-    from .discover import check_options, discover_file, plot_discovery
+    from .discover import check_options, discover_file, discover_network_term, plot_discovery
 
+    if (data is None) == (folder is None):
+        raise DiffdynError(
+            "give either --data FILE (a series) or DIR --term FIELD (the network of an "
+            "identify folder)" + (", not both." if data is not None else ".")
+        )
+    if data is not None and (term_field is not None or system is not None):
+        given = "--term" if term_field is not None else "--system"
+        raise DiffdynError(f"{given} goes with an identify folder DIR, not with --data.")
+    if folder is not None:
+        if term_field is None:
+            raise DiffdynError(
+                f"{folder} needs --term FIELD: the network field to read equations off "
+                "(e.g. --term net)."
+            )
+        series_only = [name for name, given in (("--weak", weak), ("--map", map_),
+                       ("--smoothing", smoothing != "auto"), ("--support", support is not None),
+                       ("--irregular", irregular != "refuse"), ("--plot", plot is not None))
+                       if given]  # fmt: skip
+        if series_only:
+            raise DiffdynError(
+                f"{', '.join(series_only)} go(es) with --data (a series); a network's outputs "
+                "are regressed as they are."
+            )
+        options = check_options(degree=degree, threshold=threshold, bagging=bagging, seed=seed)
+        if output is not None:
+            check_output_path(output, force=force, suffixes=[".json"])
+        with Console(stderr=True).status("discovering …"):
+            found_term = discover_network_term(
+                folder, term_field, system, trig=trig,
+                **{n: options[n] for n in ("degree", "threshold", "bagging", "seed")},
+            )  # fmt: skip
+            if output is not None:
+                write_json(output, found_term.to_json())
+        console = _console()
+        console.print(
+            f"{folder}: the network {term_field} of {found_term.system} over the "
+            f"{len(found_term.states_values)} states of the {found_term.states}; "
+            f"{found_term.discovery.method()}",
+            soft_wrap=True,
+            markup=False,
+        )
+        _print_discovery(console, found_term.discovery)
+        if output is not None:
+            console.print(f"equations written to {output}", soft_wrap=True, markup=False)
+        return
+    assert data is not None
     options = check_options(
         degree=degree,
         threshold=threshold,
@@ -1704,19 +1877,7 @@ def discover_command(
         soft_wrap=True,
         markup=False,
     )
-    for line in found.equations():
-        console.print("  " + line, soft_wrap=True, markup=False)
-    if found.inclusion is not None:
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="inclusion probability")
-        table.add_column("term")
-        for target in found.targets:
-            table.add_column(Text(target), justify="right")  # Text: "x[n+1]" is not markup
-        for j, term in enumerate(found.terms):
-            if found.inclusion[j].max() > 0:
-                table.add_row(Text(term), *(f"{p:.2f}" for p in found.inclusion[j]))
-        console.print(table)
-    for note in found.notes:
-        console.print(f"note: {note}", soft_wrap=True, markup=False)
+    _print_discovery(console, found)
     console.print(
         f"simulated from the first state: {report.reproduction.summary()}",
         soft_wrap=True,

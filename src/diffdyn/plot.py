@@ -1,5 +1,6 @@
 """Figures of a `Series` (a 3-D attractor, stacked time series, a space–time image), of a
-forecast beside its history and truth, and of an attention model's alignment matrix.
+forecast beside its history and truth, of an attention model's alignment matrix and of a
+gated model's branch weights.
 
 Figures are built on `matplotlib.figure.Figure` with the Agg canvas, never through `pyplot`, so
 plotting leaves no global state behind (no open-figure registry, no backend switch) and works
@@ -402,6 +403,109 @@ def _input_attention_bars(ax, input_attention: np.ndarray, names: list[str]) -> 
     ax.set_xlim(0, max(float(mean.max()), 1e-12) * 1.1)
     ax.set_xlabel("mean input-attention weight")
     ax.set_title("driving series", fontsize="medium")
+
+
+def plot_gates(
+    gates: np.ndarray,
+    path: str | os.PathLike | None = None,
+    *,
+    label: str = "branch",
+    ponder: np.ndarray | None = None,
+    forecast: np.ndarray | None = None,
+    variable_names: list[str] | tuple[str, ...] | None = None,
+    title: str | None = None,
+    force: bool = False,
+) -> Figure:
+    """Draw a soft-control-flow model's gate usage over its forecast steps.
+
+    The top panel stacks the weight of each of the K branches (tutorial §2: a soft switch's
+    w_k, or a halting loop's p^n over ponder steps) per forecast step, so every column sums
+    to 1. With `forecast`, a panel draws the forecast's first variable with each step's dot
+    coloured by its heaviest branch (gate against state). With `ponder`, a panel shows the
+    ponder steps behind each forecast step (Graves 2016's N(t)).
+
+    **Arguments:**
+
+    - `gates`: `[horizon, K]` branch weights, each row summing to 1.
+    - `path`: where to save the figure (format from the suffix); `None` only returns it.
+    - `label`: what a branch is, for the legend (`"expert"` → `expert 1 … K`).
+    - `ponder`: `[horizon]` ponder steps per forecast step, or `None`.
+    - `forecast`: `[horizon, d]` the forecast, or `None`.
+    - `variable_names`: names of the forecast's variables (the first one is drawn).
+    - `title`: the figure title (default: "gate usage").
+    - `force`: replace an existing file at `path`.
+
+    **Returns:** the `matplotlib.figure.Figure`.
+
+    **Example:**
+
+    ```python
+    import numpy as np
+    from diffdyn.plot import plot_gates
+
+    scores = np.random.default_rng(0).normal(size=(30, 3))
+    gates = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    plot_gates(gates, "gates.png", label="expert")
+    ```
+    """
+    gates = np.asarray(gates, float)
+    if gates.ndim != 2 or 0 in gates.shape or not np.all(np.isfinite(gates)):
+        raise DataError(
+            f"plot_gates draws a finite [horizon, branches] matrix of weights; got shape "
+            f"{gates.shape}."
+        )
+    horizon, count = gates.shape
+    for name, extra, shape in (
+        ("ponder", ponder, (horizon,)),
+        ("forecast", forecast, None),
+    ):
+        if extra is None:
+            continue
+        extra = np.asarray(extra, float)
+        if (
+            (shape is not None and extra.shape != shape)
+            or (shape is None and (extra.ndim != 2 or extra.shape[0] != horizon))
+            or not np.all(np.isfinite(extra))
+        ):
+            raise DataError(
+                f"{name} must be finite with one row per forecast step ({horizon}); got shape "
+                f"{extra.shape}."
+            )
+    if path is not None:
+        check_figure_path(path, force=force)
+    panels = 1 + (forecast is not None) + (ponder is not None)
+    figure = _new_figure(8.0, 2.6 * panels + 0.6)
+    axes = list(figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0])
+    steps = np.arange(1, horizon + 1)
+    colours = [f"C{k % 10}" for k in range(count)]
+    names = [f"{label} {k + 1}" for k in range(count)]
+    usage = axes.pop(0)
+    usage.stackplot(steps, gates.T, labels=names, colors=colours, step="mid")
+    usage.set_ylim(0, 1)
+    usage.set_ylabel("gate weight")
+    usage.legend(loc="upper right", ncols=min(count, 6), fontsize="small", framealpha=0.9)
+    if forecast is not None:
+        ax = axes.pop(0)
+        values = np.asarray(forecast, float)[:, 0]
+        ax.plot(steps, values, color="0.6", lw=0.8)
+        heaviest = gates.argmax(axis=1)
+        for k in range(count):
+            chosen = heaviest == k
+            if chosen.any():
+                ax.scatter(steps[chosen], values[chosen], s=10, color=colours[k], label=names[k])
+        first = (variable_names or ["variable 1"])[0]
+        ax.set_ylabel(f"forecast {first}")
+        ax.legend(loc="upper right", fontsize="small", frameon=False, title="heaviest")
+    if ponder is not None:
+        ax = axes.pop(0)
+        ax.bar(steps, np.asarray(ponder, float), color="tab:gray", width=1.0)
+        ax.set_ylabel("ponder steps N")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.axes[-1].set_xlabel("forecast step")
+    figure.suptitle("gate usage" if title is None else title)
+    if path is not None:
+        save_figure(figure, path, force=force)
+    return figure
 
 
 # -- the three figures -----------------------------------------------------------------------

@@ -14,8 +14,8 @@ Benettin's method needs (`model_lyapunov_spectrum`).
 - **Re-encoding decoders** (`seq2seq-attention` with `reencode = p`): the model encodes its
   latest window afresh every p steps, so F is one chunk of p forecast steps on that window.
 - **Models that carry a hidden state** (RNN/LSTM/GRU, ESN, DNC, encoder–decoders, DA-RNN,
-  MTNet, a neural ODE with augmented dimensions): s = (hidden state, last value), with F the
-  model's own closed-loop step. What an
+  MTNet, the ACT forecaster, a neural ODE with augmented dimensions): s = (hidden state,
+  last value), with F the model's own closed-loop step. What an
   encoder computed once from the first context (a summary vector, annotations, a memory of
   past blocks) never changes in closed loop: it is held fixed as part of F, not of s, so
   that its neutral directions do not add zero exponents.
@@ -141,6 +141,33 @@ class RecurrentLoop(AbstractClosedLoop):
             x = cell.hidden(s)
             new.append(s)
         return ravel_pytree((tuple(new), y + self.model.readout(x)))[0]
+
+    def observe(self, state):
+        return self.unravel(state)[1][None]
+
+
+class PlasticLoop(AbstractClosedLoop):
+    """`plastic-rnn`: s = (hidden state h, Hebbian trace H, last value y); F is the model's own
+    closed-loop step, in which the trace keeps adapting (tutorial eqs. 12–13)."""
+
+    steps: int = eqx.field(static=True)
+    describe: str = eqx.field(static=True)
+    model: Any
+    unravel: Callable = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, model, context):
+        if context.shape[0] > 1:
+            state, _ = model.read_context(context[:-1], jnp.zeros((context.shape[0] - 1, 0)))
+        else:
+            state = model.cell.initial_state()
+        flat, unravel = ravel_pytree((state, context[-1]))
+        describe = "the hidden state, the Hebbian trace and the last value"
+        return cls(1, describe, model, unravel), flat
+
+    def step(self, state):
+        s, y = self.unravel(state)
+        return ravel_pytree(self.model.step(s, y, jnp.zeros(0, y.dtype)))[0]
 
     def observe(self, state):
         return self.unravel(state)[1][None]
@@ -386,15 +413,46 @@ class ODELoop(AbstractClosedLoop):
         return state[: self.model.dim][None]
 
 
+class PonderLoop(AbstractClosedLoop):
+    """`act-rnn` (`ACTForecaster`): s = (cell state, y); F: the halting loop on y (Graves 2016,
+    the mean state over the ponder steps), y ← y + V s + c. The ponder count N is piecewise
+    constant in s, so F is smooth wherever it does not change."""
+
+    steps: int = eqx.field(static=True)
+    describe: str = eqx.field(static=True)
+    model: Any
+    unravel: Callable = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, model, context):
+        state, _ = model.read(context[:-1])
+        flat, unravel = ravel_pytree((state, context[-1]))
+        describe = (
+            f"the {model.cell_name} state (pondered up to {model.max_steps} steps) and the "
+            "last value"
+        )
+        return cls(1, describe, model, unravel), flat
+
+    def step(self, state):
+        s, y = self.unravel(state)
+        s, y, _ = self.model.step(s, y, jnp.zeros(0, y.dtype))
+        return ravel_pytree((s, y))[0]
+
+    def observe(self, state):
+        return self.unravel(state)[1][None]
+
+
 # Models with a hidden state, by class name (the analysis reads the forecaster contract and
 # these classes' fields; it does not import the model families).
 HIDDEN_STATE_LOOPS: dict[str, Any] = {
     "RecurrentForecaster": RecurrentLoop,
+    "PlasticRNNForecaster": PlasticLoop,
     "ESN": ReservoirLoop,
     "EncoderDecoder": DecoderLoop,
     "DARNN": DualStageLoop,
     "DNCForecaster": MemoryLoop,
     "MTNet": BlockMemoryLoop,
+    "ACTForecaster": PonderLoop,
 }
 # A model of this class is a window model unless it carries more than the window (here: the
 # neural ODE's augmented dimensions).

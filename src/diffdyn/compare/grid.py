@@ -294,6 +294,13 @@ def _cell_metrics(trained: TrainResult, result: Evaluation) -> dict[str, Any]:
     return metrics
 
 
+def _longest_first(cells: list[tuple]) -> list[tuple]:
+    """The cells in the order they are handed to the workers: every gradient-trained model
+    (its whole budget) before the closed-form ones and persistence (a few seconds each), so
+    that the last cells to finish are short ones and no worker idles long at the end."""
+    return sorted(cells, key=lambda cell: model_spec(cell[1]).cls.fit_kind != "gradient")
+
+
 def _reason(error: BaseException) -> str:
     text = " ".join(str(error).split()) or "no message"
     return f"{type(error).__name__}: {text}"[:500]
@@ -382,7 +389,7 @@ def run_compare(
         failed = 0
         jobs = [
             (out, dataset, model, seed, budget_per_model, threshold, lyapunov_exponent, devices)
-            for dataset, model, seed in todo
+            for dataset, model, seed in _longest_first(todo)
         ]
         with (
             _Progress(len(cells), len(cells) - len(todo), enabled=progress) as bar,
@@ -556,7 +563,10 @@ def _data(dataset: dict[str, str], seed: int, fresh: bool, cache: dict) -> Any:
         return cache[key]
     key = (dataset["name"], seed, fresh)
     if key not in cache:
-        cache.clear()  # one system's trajectories at a time
+        # One system and seed at a time, its training and its fresh evaluation trajectory
+        # both: a cell uses the two in turn, and the next cell of the system reuses them.
+        for other in [k for k in cache if k[:2] != key[:2]]:
+            del cache[other]
         cache[key] = load_data(system=dataset["ref"], seed=seed, fresh=fresh)
     return cache[key]
 

@@ -1,5 +1,6 @@
 """Equation discovery: sparse regression (STLSQ, with bagging) on a library of candidate terms,
-with rates from smoothed finite differences or from the weak form (`docs/discover.md`)."""
+with rates from smoothed finite differences or from the weak form, and on the network term of a
+fitted hybrid model (`docs/discover.md`)."""
 
 from .derivative import (
     central_differences as central_differences,
@@ -19,5 +20,7 @@ from .result import (
     Discovery as Discovery,
     DiscoveryReport as DiscoveryReport,
     Reproduction as Reproduction,
+    TermDiscovery as TermDiscovery,
 )
 from .system import DiscoveredFlow as DiscoveredFlow, DiscoveredMap as DiscoveredMap
+from .term import discover_network_term as discover_network_term

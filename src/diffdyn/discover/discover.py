@@ -337,6 +337,8 @@ def discover_terms(
     seed: int = 0,
     ridge: float | None = None,
     target_names: Sequence[str] | None = None,
+    term: bool = False,
+    notes: Sequence[str] = (),
 ) -> Discovery:
     """The same sparse regression on given rates: `rates ≈ Θ(states) ξ`.
 
@@ -353,9 +355,13 @@ def discover_terms(
     - `degree`, `threshold`, `trig`, `bagging`, `seed`, `ridge`: as for `discover_series`.
     - `target_names`: what the k equations give (default `dx/dt` … when k = d, else
       `f1` … `fk`).
+    - `term`: the outputs are one term of the rates (a network inside a hybrid model), not
+      the whole of them: the `Discovery` is of kind `"terms"` (no system to simulate) even
+      when k = d.
+    - `notes`: facts to keep beside the equations (e.g. where the states came from).
 
-    **Returns:** a `Discovery` with `derivative="given"`; `as_system()` treats the rates as a
-    flow's (meaningful when they are the whole rates, not a part of them).
+    **Returns:** a `Discovery` with `derivative="given"`, of kind `"flow"` when k = d and not
+    `term` (`as_system()` then treats the rates as a flow's), else `"terms"`.
 
     **Example:**
 
@@ -387,6 +393,7 @@ def discover_terms(
     _check_values("the states", states)
     _check_values("the rates", rates)
     k = rates.shape[1]
+    flow = k == len(names) and not term
     if target_names is None:
         target_names = [f"d{v}/dt" for v in names] if k == len(names) else [
             f"f{i + 1}" for i in range(k)
@@ -401,8 +408,8 @@ def discover_terms(
     problem = Problem.build(features, rates)
     coefficients, inclusion, importance, held_out, ridges = _solve(problem, options, target_names)
     return Discovery(
-        kind="flow" if k == len(names) else "terms",
-        variables=names if k == len(names) else tuple(target_names),
+        kind="flow" if flow else "terms",
+        variables=names if flow else tuple(target_names),
         inputs=(),
         library=library,
         coefficients=coefficients,
@@ -420,8 +427,8 @@ def discover_terms(
         seed=options["seed"],
         dt=None,
         t0=0.0,
-        start=tuple(float(v) for v in states[0]) if k == len(names) else (0.0,) * k,
-        notes=(),
+        start=tuple(float(v) for v in states[0]) if flow else (0.0,) * k,
+        notes=tuple(notes),
     )
 
 

@@ -123,7 +123,7 @@ class Discovery:
             else f"rates by Savitzky–Golay quintics over {self.smoothing} samples",
             "weak": f"weak form, test functions of half-width {self.support} samples",
             "next-state": "next states regressed directly (a map)",
-            "given": "rates given",
+            "given": "values of the term given" if self.kind == "terms" else "rates given",
         }[self.derivative]
         if self.threshold is not None:
             threshold = f"threshold {self.threshold:g}"
@@ -352,4 +352,40 @@ class DiscoveryReport:
             **self.discovery.to_json(),
             "source": self.source,
             "reproduction": self.reproduction.to_json(),
+        }
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TermDiscovery:
+    """What `diffdyn discover DIR --term FIELD` works out (`discover_network_term`).
+
+    - `discovery`: the `Discovery` (kind `"terms"`, targets named after the field, e.g.
+      `net[prey]`).
+    - `folder`: the identification folder; `field`: the network field; `system`: the fitted
+      system as `identify` was given it.
+    - `states`: `"data"` (the data's states: every variable was observed) or
+      `"fitted trajectory"` (some were latent); `states_values` `[N, d]` those states and
+      `outputs` `[N, k]` the network there.
+    - `data`: the data file the folder was fitted to.
+    """
+
+    discovery: Discovery
+    folder: str
+    field: str
+    system: str
+    states: str
+    states_values: np.ndarray
+    outputs: np.ndarray
+    data: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The discovery's JSON with where it came from added (still readable by
+        `Discovery.from_json`)."""
+        return {
+            **self.discovery.to_json(),
+            "folder": self.folder,
+            "field": self.field,
+            "system": self.system,
+            "states": self.states,
+            "data": self.data,
         }

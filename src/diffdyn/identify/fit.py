@@ -44,6 +44,7 @@ from .shooting import (
 from .uncertainty import entry_names, gauss_newton_uncertainty
 
 DEFAULT_STEPS = 200
+DEFAULT_REFINE_STEPS = 100
 
 
 @functools.cache
@@ -122,7 +123,7 @@ def identify(
     seed: int = 0,
     learning_rate: float = 0.05,
     refine: bool = True,
-    refine_steps: int = 100,
+    refine_steps: int = DEFAULT_REFINE_STEPS,
     adjoint: str = "recursive",
     continuity: float = 1.0,
     rtol: float = 1e-6,
@@ -148,7 +149,10 @@ def identify(
     - `system`: the start: a system whose fields hold the start values (`get_system(...)`,
       your own class, a system with an MLP field).
     - `series`: the data, regularly sampled; its columns are matched to the variables by name.
-    - `fit`: the fields to fit (array parameters or network fields).
+    - `fit`: the fields to fit (array parameters or network fields). The parameters and
+      initial states must be fewer than the observed values; network weights may outnumber
+      them (an over-parametrised fit, said in `Identification.notes`: Levenberg–Marquardt's
+      damping keeps its steps well-posed there).
     - `observe`: the observed variables (default: every column of `series`).
     - `segments`: 1 for single shooting, more for multiple shooting (at least 3 samples
       each; delay systems: 1).
@@ -365,6 +369,7 @@ def _result(setup, forward, unknowns, linearised, loss, losses, outcome, refine_
         adjoint=objective.adjoint,
         seconds=time.perf_counter() - started,
         compile_seconds=compile_seconds,
+        notes=setup.notes,
     )
 
 

@@ -45,6 +45,7 @@ class Identification:
     - `adjoint`: the adjoint of the gradients (`"recursive"`, `"backsolve"`).
     - `seconds`: wall-clock time of the whole identification; `compile_seconds`: of it, the
       training core's first call of Adam's step (compiling it).
+    - `notes`: remarks on the fit (e.g. more network weights than observed values).
     """
 
     system: AbstractSystem
@@ -76,6 +77,7 @@ class Identification:
     adjoint: str
     seconds: float
     compile_seconds: float
+    notes: tuple[str, ...] = ()
 
     def relative_errors(self, truth: dict[str, Any]) -> dict[str, float]:
         """`max |fitted − true| / |true|` of each field named in `truth` (a check against a
@@ -124,4 +126,5 @@ class Identification:
             "adjoint": self.adjoint,
             "seconds": self.seconds,
             "compile_seconds": self.compile_seconds,
+            "notes": list(self.notes),
         }

@@ -32,6 +32,7 @@ class Setup:
 
     - `layout`: the segments; `observed`, `latent`: variable names; `names`: fitted fields.
     - `series`: the data, `times`: `[T]` float64 on the host.
+    - `notes`: what the result should say about the request (an over-parametrised network).
     """
 
     objective: Objective
@@ -43,6 +44,7 @@ class Setup:
     latent: tuple[str, ...]
     series: Series
     times: np.ndarray
+    notes: tuple[str, ...] = ()
 
     @property
     def residual_count(self) -> int:
@@ -212,17 +214,32 @@ def prepare(
         n_data=int(layout.mask.sum()) * n_obs,
         n_continuity=(segments - 1) * d,
     )
-    weights = sum(
-        int(np.size(leaf))
+    sizes = {
+        n: sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(
+            eqx.filter(getattr(system, n), eqx.is_inexact_array)))
         for n in names
-        for leaf in jax.tree_util.tree_leaves(eqx.filter(getattr(system, n), eqx.is_inexact_array))
-    )
-    unknown_count = weights + segments * d
-    if objective.n_data + objective.n_continuity <= unknown_count:
+    }  # fmt: skip
+    network_weights = sum(sizes[n] for n in names if transforms[n].kind == "network")
+    plain_count = sum(sizes.values()) - network_weights + segments * d
+    observations = objective.n_data + objective.n_continuity
+    # Plain parameters and initial states need more observations than unknowns. Network
+    # weights may outnumber them (Rackauckas et al. 2020 fit 87 weights to 62 values by
+    # gradient descent): the weights are not determined one by one, only the function they
+    # make, and Levenberg–Marquardt's damping keeps each step well-posed (JᵀJ + λI, λ > 0).
+    if observations <= plain_count:
         raise DataError(
-            f"too few observations: {objective.n_data} observed values for {unknown_count} "
-            "unknowns (the fitted values and every segment's initial state); use a longer "
-            "series, fewer segments, or observe more variables."
+            f"too few observations: {objective.n_data} observed values for {plain_count} "
+            "unknowns (the fitted parameters and every segment's initial state"
+            + (", besides the network weights" if network_weights else "")
+            + "); use a longer series, fewer segments, or observe more variables."
+        )
+    notes: tuple[str, ...] = ()
+    if observations <= plain_count + network_weights:
+        notes = (
+            f"over-parametrised: {plain_count + network_weights} unknowns ({network_weights} "
+            f"network weights) for {observations} observed values; the weights are not "
+            "determined by the data one by one (Levenberg–Marquardt's damping keeps its steps "
+            "well-posed), so judge the fitted network by its outputs, not its weights.",
         )
 
     targets = (data[layout.index] - obs_mean) / obs_scale
@@ -246,7 +263,7 @@ def prepare(
         state_scale=as_array(state_scale),
     )
     setup = Setup(objective, problem, Unknowns({}, jnp.zeros((segments, d))), layout, names,
-                  observed, latent, series, times)  # fmt: skip
+                  observed, latent, series, times, notes)  # fmt: skip
     states, ys = start_states(setup, system, data)
     if latent:
         # The latent variables are fitted standardised by their spread on the start trajectory.

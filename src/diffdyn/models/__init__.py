@@ -1,5 +1,6 @@
 """Forecasting models: the contract, the registry and the model families."""
 
+from .act_rnn import ACTForecaster as ACTForecaster
 from .attention_seq2seq import AttentionEncoderDecoder as AttentionEncoderDecoder
 from .base import AbstractForecaster as AbstractForecaster
 from .darnn import DARNN as DARNN
@@ -19,5 +20,6 @@ from .registry import (
     resolve_hyperparameters as resolve_hyperparameters,
 )
 from .rnn import RecurrentForecaster as RecurrentForecaster
+from .switching import SwitchingForecaster as SwitchingForecaster
 from .tdnn import TimeDelayNetwork as TimeDelayNetwork
 from .transformer import SelfAttentionForecaster as SelfAttentionForecaster

@@ -32,11 +32,20 @@ class AbstractForecaster(eqx.Module):
     - `has_attention`: whether `aux` holds an alignment `aux["attention"]` `[horizon, context]`
       (rows sum to 1; DA-RNN adds `aux["input_attention"]` `[context, n]`), drawn by
       `diffdyn explain`.
+    - `has_gates`: whether `aux` holds soft-control-flow weights `aux["gates"]` `[horizon, K]`
+      (the weight of each of K branches in every forecast step, rows sum to 1; a branch is a
+      `gate_label`, e.g. an expert or a ponder step) and, for a halting loop,
+      `aux["ponder"]` `[horizon]` (steps run), drawn by `diffdyn explain`.
+
+    A model may also return `aux["penalty"]`, a scalar that `train.fit` adds to its training
+    loss (ACT's ponder cost).
     """
 
     name: ClassVar[str] = ""
     fit_kind: ClassVar[str] = "gradient"
     has_attention: ClassVar[bool] = False
+    has_gates: ClassVar[bool] = False
+    gate_label: ClassVar[str] = "branch"
 
     @abc.abstractmethod
     def __call__(

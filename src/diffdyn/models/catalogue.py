@@ -22,3 +22,6 @@ from . import darnn  # noqa: E402, F401, I001
 from . import dnc_forecaster  # noqa: E402, F401, I001
 from . import mtnet  # noqa: E402, F401, I001
 from . import neural_ode  # noqa: E402, F401, I001
+from . import plastic_rnn  # noqa: E402, F401, I001
+from . import switching  # noqa: E402, F401, I001
+from . import act_rnn  # noqa: E402, F401, I001

@@ -26,15 +26,16 @@ from ..nn.ridge import (
     HELD_OUT_FRACTION,
     MIN_SELECTION_ROWS,
     choose_ridge,
+    closed_loop_bound,
     parse_ridge,
     ridge_regression,
 )
 from ..resources import check_memory
-from .base import AbstractForecaster
 from .registry import ModelSpec, register_model
+from .reservoir import AbstractReservoir, parse_tune
 
 
-class ESN(AbstractForecaster):
+class ESN(AbstractReservoir):
     """Leaky echo-state network with a sparse reservoir and a ridge readout of the increment.
 
     With u_t = y_t ⊕ x_t (the state and, when there are any, the exogenous inputs at t):
@@ -62,7 +63,15 @@ class ESN(AbstractForecaster):
       computed on the host (ARPACK on the sparse W, in float64) when the model is built, so
       an ESN is built outside `jax.jit`/`jax.vmap`; build ensembles in a Python loop.
     - W_in (`size × (d + m)`) and b (`size`): dense, uniform on [−input_scaling,
-      input_scaling] (the bias is the weight of the constant input 1 in eq. (2), scaled alike).
+      input_scaling] and [−bias_scaling, bias_scaling] (the bias is the weight of the
+      constant input 1 in eq. (2); by default scaled alike).
+
+    The draws are stored at unit scale (ρ = 1, ranges [−1, 1]) and the scales as array fields
+    `spectral_radius`, `input_scaling`, `bias_scaling`, `leak` (and `ridge`), so that the
+    reservoir is a differentiable function of them: `train.tune_reservoir` tunes them by
+    gradient of a closed-loop validation loss through the readout (`tune`, below), and the
+    tuned values are saved and loaded with the model. `input_weight`, `bias` and
+    `recurrent_matrix()` give the scaled matrices.
 
     Fitting runs the reservoir over the training series from r_0 = 0, discards the first
     `washout` states (the initial transient), and solves for W_out by ridge regression
@@ -87,6 +96,11 @@ class ESN(AbstractForecaster):
     - `ridge`: ridge parameter α (on the unnormalised sum of squares), or `"auto"` (above).
     - `connectivity`: fraction of units feeding each unit.
     - `washout`: training steps discarded before the readout is fitted.
+    - `bias_scaling`: range of b (`None`: `input_scaling`).
+    - `tune`: `"auto"` (the default), `"on"` or `"off"`: whether the training pipeline
+      (`train.train_model`, `diffdyn train`) tunes ρ, a, the input and bias scalings and α by
+      gradient before fitting (`train.reservoir_tuning`; `docs/reservoir-tuning.md` says where
+      it pays). `fit_closed_form` itself fits the readout at the model's current values.
 
     The defaults are generic (ρ = 0.9 keeps a long memory). For a fully observed flow such as
     Lorenz-63 at dt = 0.025, `experiments/ngrc_lorenz63.py` tuned ρ = 0.3, input scaling 0.1,
@@ -110,20 +124,30 @@ class ESN(AbstractForecaster):
     name: ClassVar[str] = "esn"
     fit_kind: ClassVar[str] = "closed_form"
 
+    tunable: ClassVar[tuple[str, ...]] = (
+        "spectral_radius",
+        "leak",
+        "input_scaling",
+        "bias_scaling",
+        "ridge",
+    )
+
     dim: int = eqx.field(static=True)
     exog_dim: int = eqx.field(static=True)
     size: int = eqx.field(static=True)
-    spectral_radius: float = eqx.field(static=True)
-    input_scaling: float = eqx.field(static=True)
-    leak: float = eqx.field(static=True)
     connectivity: float = eqx.field(static=True)
     washout: int = eqx.field(static=True)
     auto_ridge: bool = eqx.field(static=True)
+    tune: str = eqx.field(static=True)
+    spectral_radius: Float[Array, ""]
+    input_scaling: Float[Array, ""]
+    bias_scaling: Float[Array, ""]
+    leak: Float[Array, ""]
     ridge: Float[Array, ""]
     recurrent_offset: Int[Array, " fan_in"]
-    recurrent_weight: Float[Array, "fan_in size"]
-    input_weight: Float[Array, "size inputs"]
-    bias: Float[Array, " size"]
+    recurrent_unit: Float[Array, "fan_in size"]
+    input_unit: Float[Array, "size inputs"]
+    bias_unit: Float[Array, " size"]
     readout: Float[Array, "features dim"]
 
     def __init__(
@@ -139,6 +163,8 @@ class ESN(AbstractForecaster):
         ridge: float | str = "auto",
         connectivity: float = 0.02,
         washout: int = 100,
+        bias_scaling: float | None = None,
+        tune: str = "auto",
     ):
         if size < 1:
             raise DiffdynError(f"esn needs size ≥ 1; got {size}.")
@@ -146,21 +172,29 @@ class ESN(AbstractForecaster):
             raise DiffdynError(f"esn needs a leak rate in (0, 1]; got {leak}.")
         if not 0 < connectivity <= 1:
             raise DiffdynError(f"esn needs connectivity in (0, 1]; got {connectivity}.")
-        if not spectral_radius > 0 or not input_scaling >= 0 or washout < 0:
+        bias_scaling = input_scaling if bias_scaling is None else bias_scaling
+        if (
+            not spectral_radius > 0
+            or not input_scaling >= 0
+            or not bias_scaling >= 0
+            or washout < 0
+        ):
             raise DiffdynError(
-                "esn needs spectral_radius > 0, input_scaling ≥ 0 and washout ≥ 0; "
-                f"got {spectral_radius}, {input_scaling}, {washout}."
+                "esn needs spectral_radius > 0, input_scaling ≥ 0, bias_scaling ≥ 0 and "
+                f"washout ≥ 0; got {spectral_radius}, {input_scaling}, {bias_scaling}, {washout}."
             )
         alpha = parse_ridge(ridge, "esn")
         self.dim = dim
         self.exog_dim = exog_dim
         self.size = size
-        self.spectral_radius = float(spectral_radius)
-        self.input_scaling = float(input_scaling)
-        self.leak = float(leak)
         self.connectivity = float(connectivity)
         self.washout = washout
         self.auto_ridge = alpha is None
+        self.tune = parse_tune(tune, "esn")
+        self.spectral_radius = jnp.asarray(spectral_radius, dtype=float)
+        self.input_scaling = jnp.asarray(input_scaling, dtype=float)
+        self.bias_scaling = jnp.asarray(bias_scaling, dtype=float)
+        self.leak = jnp.asarray(leak, dtype=float)
         self.ridge = jnp.asarray(math.nan if alpha is None else alpha, dtype=float)
 
         fan_in = max(1, round(connectivity * size))
@@ -171,9 +205,7 @@ class ESN(AbstractForecaster):
             f"esn with size={size}",
             "give a smaller -p size=N (500–5000 is usual).",
         )
-        offset, weight, input_weight, bias = _draw_reservoir(
-            key, size, fan_in, inputs, float(input_scaling)
-        )
+        offset, weight, input_weight, bias = _draw_reservoir(key, size, fan_in, inputs)
         radius = _spectral_radius(offset, weight)
         if not radius > 1e-12:
             raise DiffdynError(
@@ -181,17 +213,27 @@ class ESN(AbstractForecaster):
                 "spectral radius 0 and cannot be rescaled; raise connectivity or change key."
             )
         self.recurrent_offset = jnp.asarray(offset, dtype=jnp.int32)
-        self.recurrent_weight = jnp.asarray(weight * (spectral_radius / radius))
-        self.input_weight = jnp.asarray(input_weight)
-        self.bias = jnp.asarray(bias)
+        self.recurrent_unit = jnp.asarray(weight / radius)
+        self.input_unit = jnp.asarray(input_weight)
+        self.bias_unit = jnp.asarray(bias)
         self.readout = jnp.zeros((1 + size + inputs, dim))
+
+    @property
+    def input_weight(self) -> Float[Array, "size inputs"]:
+        """W_in, scaled by `input_scaling`."""
+        return self.input_scaling * self.input_unit
+
+    @property
+    def bias(self) -> Float[Array, " size"]:
+        """b, scaled by `bias_scaling`."""
+        return self.bias_scaling * self.bias_unit
 
     def recurrent_matrix(self) -> Float[Array, "size size"]:
         """W as a dense matrix (for inspection, e.g. its spectral radius)."""
         rows = jnp.arange(self.size)[None, :]
         columns = (rows + self.recurrent_offset[:, None]) % self.size
-        dense = jnp.zeros((self.size, self.size), self.recurrent_weight.dtype)
-        return dense.at[rows, columns].add(self.recurrent_weight)
+        dense = jnp.zeros((self.size, self.size), self.recurrent_unit.dtype)
+        return dense.at[rows, columns].add(self.spectral_radius * self.recurrent_unit)
 
     def _input_drive(self, inputs: Float[Array, "... inputs"]) -> Float[Array, "... size"]:
         # W_in u + b: for a teacher-forced run, all rows in one matrix product before the loop
@@ -202,8 +244,8 @@ class ESN(AbstractForecaster):
         # (W r)_i = Σ_k w_ki r_{(i + s_k) mod N}: K contiguous slices of [r; r], which XLA
         # vectorises (a gather of N·K arbitrary entries was 10× slower on CPU)
         doubled = jnp.concatenate([reservoir, reservoir])
-        recurrent = sum(
-            self.recurrent_weight[k]
+        recurrent = self.spectral_radius * sum(
+            self.recurrent_unit[k]
             * jax.lax.dynamic_slice_in_dim(doubled, self.recurrent_offset[k], self.size)
             for k in range(self.recurrent_offset.shape[0])
         )
@@ -232,17 +274,10 @@ class ESN(AbstractForecaster):
             reservoir = self._update(reservoir, input_drive)
             return reservoir, reservoir
 
-        start = jnp.zeros(self.size, self.recurrent_weight.dtype)
+        start = jnp.zeros(self.size, self.recurrent_unit.dtype)
         return jax.lax.scan(step, start, self._input_drive(inputs))
 
-    def fit_closed_form(
-        self, values: Float[Array, "time dim"], exog: Float[Array, "time m"] | None = None
-    ) -> ESN:
-        """Fit W_out: ridge regression of y_{t+1} − y_t on [1; r_{t+1}; u_t], t ≥ washout.
-
-        With `ridge="auto"` the α is chosen first, on held-out training data (class docstring).
-        """
-        values = jnp.asarray(values)
+    def _check_training(self, values, choose: bool):
         if values.ndim != 2 or values.shape[1] != self.dim:
             raise DiffdynError(
                 f"esn expects training values [time, {self.dim}]; got {values.shape}."
@@ -252,33 +287,57 @@ class ESN(AbstractForecaster):
                 f"esn with washout={self.washout} needs at least {self.washout + 2} training "
                 f"rows; got {values.shape[0]}. Lower washout or give more data."
             )
-        if self.auto_ridge and values.shape[0] < self.washout + 1 + MIN_SELECTION_ROWS:
+        if choose and values.shape[0] < self.washout + 1 + MIN_SELECTION_ROWS:
             raise DiffdynError(
                 f"esn with ridge=auto and washout={self.washout} needs at least "
                 f"{self.washout + 1 + MIN_SELECTION_ROWS} training rows to choose its ridge; "
                 f"got {values.shape[0]}. Give more data or an explicit ridge (-p ridge=1e-6)."
             )
-        return self._fit(values, self._inputs(values, exog, values.shape[0]))
 
-    @eqx.filter_jit
-    def _fit(self, values, inputs):
-        # compiled once per shape and hyperparameters; a refit with new data reuses it
+    def fit_closed_form(
+        self,
+        values: Float[Array, "time dim"],
+        exog: Float[Array, "time m"] | None = None,
+        *,
+        choose_ridge: bool | None = None,
+    ) -> ESN:
+        """Fit W_out: ridge regression of y_{t+1} − y_t on [1; r_{t+1}; u_t], t ≥ washout.
+
+        The α is chosen first, on held-out training data (class docstring), when
+        `choose_ridge` (default: `ridge="auto"`); otherwise the field `ridge` is used (a
+        tuned α, for one).
+        """
+        values = jnp.asarray(values)
+        choose = self.auto_ridge if choose_ridge is None else choose_ridge
+        self._check_training(values, choose)
+        return self._fit(values, self._inputs(values, exog, values.shape[0]), choose)
+
+    def _regression(self, values, inputs):
+        """The readout's regression (design [1; r_{t+1}; u_t], increments, y_{t+1}, t ≥ washout)
+        and the closed loop from its row i, as `nn.ridge.choose_ridge` takes them."""
         _, states = self._drive(inputs[:-1])  # states[t] = r_{t+1}
         design = jax.vmap(self._readout_features)(states, inputs[:-1])[self.washout :]
         increments = (values[1:] - values[:-1])[self.washout :]
+        bound = closed_loop_bound(values)
+
+        def closed_loop(readout, row, horizon):
+            # design row `row` is time t = washout + row: from r_{t+1} and u_t, y_{t+1} …
+            t = self.washout + row
+            future = jax.lax.dynamic_slice_in_dim(inputs[:, self.dim :], t + 1, horizon)
+            return self._closed_loop(states[t], inputs[t], future, readout, bound)
+
+        return design, increments, values[self.washout + 1 :], closed_loop
+
+    @eqx.filter_jit
+    def _fit(self, values, inputs, choose: bool):
+        # compiled once per shape and hyperparameters; a refit with new data reuses it
+        design, increments, next_values, closed_loop = self._regression(values, inputs)
         ridge = self.ridge
-        if self.auto_ridge:
-
-            def closed_loop(readout, row, horizon):
-                # design row `row` is time t = washout + row: from r_{t+1} and u_t, y_{t+1} …
-                t = self.washout + row
-                future = jax.lax.dynamic_slice_in_dim(inputs[:, self.dim :], t + 1, horizon)
-                return self._closed_loop(states[t], inputs[t], future, readout)
-
+        if choose:
             ridge = choose_ridge(
                 design,
                 increments,
-                values[self.washout + 1 :],
+                next_values,
                 closed_loop,
                 fit_rows=held_out_start(design.shape[0], HELD_OUT_FRACTION),
                 unpenalised=[0],
@@ -287,6 +346,17 @@ class ESN(AbstractForecaster):
         return eqx.tree_at(
             lambda m: (m.ridge, m.readout), self, (ridge.astype(self.ridge.dtype), readout)
         )
+
+    def regression(
+        self, values: Float[Array, "time dim"], exog: Float[Array, "time m"] | None = None
+    ):
+        """The readout's regression of a training series at the current values:
+        `(design, increments, next states, closed_loop)` as `nn.ridge.choose_ridge` takes
+        them (column 0 of the design is the unpenalised constant), differentiable in the
+        array fields. Jittable."""
+        values = jnp.asarray(values)
+        self._check_training(values, False)
+        return self._regression(values, self._inputs(values, exog, values.shape[0]))
 
     def __call__(
         self,
@@ -314,14 +384,16 @@ class ESN(AbstractForecaster):
         future = future.astype(context.dtype)
         return self._closed_loop(reservoir, inputs[-1], future, self.readout), {}
 
-    def _closed_loop(self, reservoir, last_inputs, future, readout):
+    def _closed_loop(self, reservoir, last_inputs, future, readout, bound=None):
         # from r_{t+1} and u_t; one row of `future` (the next exogenous inputs, possibly none)
-        # per forecast step
+        # per forecast step; a validation run clips the state at ±bound (`closed_loop_bound`)
         def step(carry, future_input):
             reservoir, last_inputs = carry
             state = last_inputs[: self.dim] + (
                 self._readout_features(reservoir, last_inputs) @ readout
             )
+            if bound is not None:
+                state = jnp.clip(state, -bound, bound)
             inputs = jnp.concatenate([state, future_input])
             return (self._update(reservoir, self._input_drive(inputs)), inputs), state
 
@@ -354,8 +426,9 @@ def _spectral_radius(offset: np.ndarray, weight: np.ndarray) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(dense))))
 
 
-def _draw_reservoir(key, size: int, fan_in: int, inputs: int, input_scaling: float):
-    """Offsets and N(0, 1) weights of W (before rescaling), W_in and b, drawn on the host.
+def _draw_reservoir(key, size: int, fan_in: int, inputs: int):
+    """Offsets and N(0, 1) weights of W (before rescaling), W_in and b (on [−1, 1], before
+    scaling), drawn on the host.
 
     A NumPy generator seeded with the key's bits: the same key gives the same reservoir, and
     nothing is compiled (XLA would compile this one-off draw for every new size).
@@ -364,8 +437,8 @@ def _draw_reservoir(key, size: int, fan_in: int, inputs: int, input_scaling: flo
     rng = np.random.default_rng(np.asarray(bits, dtype=np.uint32).ravel().tolist())
     offset = np.sort(rng.choice(size, fan_in, replace=False))
     weight = rng.standard_normal((fan_in, size))
-    input_weight = rng.uniform(-input_scaling, input_scaling, (size, inputs))
-    bias = rng.uniform(-input_scaling, input_scaling, size)
+    input_weight = rng.uniform(-1.0, 1.0, (size, inputs))
+    bias = rng.uniform(-1.0, 1.0, size)
     return offset, weight, input_weight, bias
 
 
@@ -381,6 +454,7 @@ register_model(
             "ridge": "auto",
             "connectivity": 0.02,
             "washout": 100,
+            "tune": "auto",
         },
         "echo-state network: fixed sparse random reservoir, ridge readout of the increment "
         "(Jaeger 2001)",

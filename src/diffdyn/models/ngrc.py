@@ -25,20 +25,22 @@ from ..nn.ridge import (
     HELD_OUT_FRACTION,
     MIN_SELECTION_ROWS,
     choose_ridge,
+    closed_loop_bound,
     parse_ridge,
     ridge_regression,
 )
-from .base import AbstractForecaster
 from .registry import ModelSpec, register_model
+from .reservoir import AbstractReservoir, parse_tune
 
 
-class NGRC(AbstractForecaster):
+class NGRC(AbstractReservoir):
     """Next-generation reservoir computer: y_{t+1} = y_t + W_out O_total(t).
 
     Features (Gauthier et al. 2021, Methods), with z_t = y_t ⊕ u_t (the state and, when
     there are any, the exogenous inputs at time t):
 
-    - O_lin(t) = z_t ⊕ z_{t−s} ⊕ … ⊕ z_{t−(k−1)s}  (k·(d+m) numbers);
+    - O_lin(t) = c · (z_t ⊕ z_{t−s} ⊕ … ⊕ z_{t−(k−1)s})  (k·(d+m) numbers; c the
+      `feature_scaling`, 1 by default);
     - O_nonlin(t) = the unique monomials of degree `order` of O_lin(t) (i ≤ j [≤ l]);
     - O_total(t) = 1 ⊕ O_lin(t) ⊕ O_nonlin(t).
 
@@ -56,6 +58,13 @@ class NGRC(AbstractForecaster):
       default): chosen by `fit_closed_form` on held-out training data (below).
     - `order`: degree of the nonlinear monomials, 2 (quadratic, as for Lorenz-63 in the
       paper) or 3 (cubic, as for the double-scroll circuit there).
+    - `feature_scaling`: c > 0, which multiplies the linear features, so the monomials of
+      degree n by cⁿ: with the ridge it sets how strongly each degree is penalised
+      (α/c² for the linear, α/c^{2n} for the nonlinear weights).
+    - `tune`: `"auto"` (the default), `"on"` or `"off"`: whether the training pipeline
+      (`train.train_model`, `diffdyn train`) tunes α and c by gradient before fitting
+      (`train.reservoir_tuning`; `docs/reservoir-tuning.md` says where it pays). The tuned
+      values are the array fields `ridge` and `feature_scaling`, saved with the model.
     - `key`: unused (the model has no random parts); accepted for the common signature.
 
     The context of a forecast must hold at least (k−1)·s + 1 rows.
@@ -85,6 +94,7 @@ class NGRC(AbstractForecaster):
 
     name: ClassVar[str] = "ngrc"
     fit_kind: ClassVar[str] = "closed_form"
+    tunable: ClassVar[tuple[str, ...]] = ("ridge", "feature_scaling")
 
     dim: int = eqx.field(static=True)
     exog_dim: int = eqx.field(static=True)
@@ -92,7 +102,9 @@ class NGRC(AbstractForecaster):
     spacing: int = eqx.field(static=True)
     order: int = eqx.field(static=True)
     auto_ridge: bool = eqx.field(static=True)
+    tune: str = eqx.field(static=True)
     ridge: Float[Array, ""]
+    feature_scaling: Float[Array, ""]
     readout: Float[Array, "features dim"]
 
     def __init__(
@@ -105,11 +117,15 @@ class NGRC(AbstractForecaster):
         spacing: int = 1,
         ridge: float | str = "auto",
         order: int = 2,
+        feature_scaling: float = 1.0,
+        tune: str = "auto",
     ):
         if delays < 1 or spacing < 1:
             raise DiffdynError(f"ngrc needs delays ≥ 1 and spacing ≥ 1; got {delays}, {spacing}.")
         if order not in (2, 3):
             raise DiffdynError(f"ngrc supports order 2 or 3 (monomial degree); got {order}.")
+        if not feature_scaling > 0:
+            raise DiffdynError(f"ngrc needs feature_scaling > 0; got {feature_scaling}.")
         alpha = parse_ridge(ridge, "ngrc")
         self.dim = dim
         self.exog_dim = exog_dim
@@ -117,7 +133,9 @@ class NGRC(AbstractForecaster):
         self.spacing = spacing
         self.order = order
         self.auto_ridge = alpha is None
+        self.tune = parse_tune(tune, "ngrc")
         self.ridge = jnp.asarray(math.nan if alpha is None else alpha, dtype=float)
+        self.feature_scaling = jnp.asarray(feature_scaling, dtype=float)
         self.readout = jnp.zeros((self.feature_count, dim))
 
     @property
@@ -134,7 +152,7 @@ class NGRC(AbstractForecaster):
     def features(self, history: Float[Array, "span dim_plus_m"]) -> Float[Array, " features"]:
         """O_total from the last `span` rows of z (oldest first)."""
         # O_lin,t = z_t ⊕ z_{t−s} ⊕ … ⊕ z_{t−(k−1)s} (Gauthier et al. 2021): newest first
-        linear = history[::-1][:: self.spacing].reshape(-1)
+        linear = self.feature_scaling * history[::-1][:: self.spacing].reshape(-1)
         # unique monomials of degree `order`: index tuples i ≤ j (≤ l), fixed at trace time
         index = np.array(
             list(itertools.combinations_with_replacement(range(linear.shape[0]), self.order))
@@ -157,14 +175,7 @@ class NGRC(AbstractForecaster):
             )
         return jnp.concatenate([values, exog[: values.shape[0]]], axis=-1)
 
-    def fit_closed_form(
-        self, values: Float[Array, "time dim"], exog: Float[Array, "time m"] | None = None
-    ) -> NGRC:
-        """Fit W_out by ridge regression of y_{t+1} − y_t on O_total(t), t = span−1 … T−2.
-
-        With `ridge="auto"` the α is chosen first, on held-out training data (class docstring).
-        """
-        values = jnp.asarray(values)
+    def _check_training(self, values, choose: bool):
         if values.ndim != 2 or values.shape[1] != self.dim:
             raise DiffdynError(
                 f"ngrc expects training values [time, {self.dim}]; got {values.shape}."
@@ -174,35 +185,59 @@ class NGRC(AbstractForecaster):
                 f"ngrc with delays={self.delays}, spacing={self.spacing} needs at least "
                 f"{self.span + 1} training rows; got {values.shape[0]}."
             )
-        if self.auto_ridge and values.shape[0] < self.span + MIN_SELECTION_ROWS:
+        if choose and values.shape[0] < self.span + MIN_SELECTION_ROWS:
             raise DiffdynError(
                 f"ngrc with ridge=auto and delays={self.delays}, spacing={self.spacing} needs "
                 f"at least {self.span + MIN_SELECTION_ROWS} training rows to choose its ridge; "
                 f"got {values.shape[0]}. Give more data or an explicit ridge (-p ridge=1e-6)."
             )
-        return self._fit(values, self._joined(values, exog))
 
-    @eqx.filter_jit
-    def _fit(self, values, z):
-        # compiled once per shape and hyperparameters; a refit with new data reuses it
+    def fit_closed_form(
+        self,
+        values: Float[Array, "time dim"],
+        exog: Float[Array, "time m"] | None = None,
+        *,
+        choose_ridge: bool | None = None,
+    ) -> NGRC:
+        """Fit W_out by ridge regression of y_{t+1} − y_t on O_total(t), t = span−1 … T−2.
+
+        The α is chosen first, on held-out training data (class docstring), when
+        `choose_ridge` (default: `ridge="auto"`); otherwise the field `ridge` is used (a
+        tuned α, for one).
+        """
+        values = jnp.asarray(values)
+        choose = self.auto_ridge if choose_ridge is None else choose_ridge
+        self._check_training(values, choose)
+        return self._fit(values, self._joined(values, exog), choose)
+
+    def _regression(self, values, z):
+        """The readout's regression (design O_total(t), increments, y_{t+1}) and the closed
+        loop from its row i, as `nn.ridge.choose_ridge` takes them."""
         starts = jnp.arange(values.shape[0] - self.span)
         windows = jax.vmap(lambda i: jax.lax.dynamic_slice_in_dim(z, i, self.span))(starts)
         design = jax.vmap(self.features)(windows)
         increments = values[self.span :] - values[self.span - 1 : -1]  # X_{i+1} − X_i
+        inputs = z[:, self.dim :]
+        bound = closed_loop_bound(values)
+
+        def closed_loop(readout, row, horizon):
+            # design row `row` saw z up to t = row + span − 1 and forecasts y_{t+1} …
+            history = jax.lax.dynamic_slice_in_dim(z, row, self.span)
+            future = jax.lax.dynamic_slice_in_dim(inputs, row + self.span, horizon)
+            return self._closed_loop(history, future, readout, bound)
+
+        return design, increments, values[self.span :], closed_loop
+
+    @eqx.filter_jit
+    def _fit(self, values, z, choose: bool):
+        # compiled once per shape and hyperparameters; a refit with new data reuses it
+        design, increments, next_values, closed_loop = self._regression(values, z)
         ridge = self.ridge
-        if self.auto_ridge:
-            inputs = z[:, self.dim :]
-
-            def closed_loop(readout, row, horizon):
-                # design row `row` saw z up to t = row + span − 1 and forecasts y_{t+1} …
-                history = jax.lax.dynamic_slice_in_dim(z, row, self.span)
-                future = jax.lax.dynamic_slice_in_dim(inputs, row + self.span, horizon)
-                return self._closed_loop(history, future, readout)
-
+        if choose:
             ridge = choose_ridge(
                 design,
                 increments,
-                values[self.span :],
+                next_values,
                 closed_loop,
                 fit_rows=held_out_start(design.shape[0], HELD_OUT_FRACTION),
                 unpenalised=[0],
@@ -211,6 +246,17 @@ class NGRC(AbstractForecaster):
         return eqx.tree_at(
             lambda m: (m.ridge, m.readout), self, (ridge.astype(self.ridge.dtype), readout)
         )
+
+    def regression(
+        self, values: Float[Array, "time dim"], exog: Float[Array, "time m"] | None = None
+    ):
+        """The readout's regression of a training series at the current values:
+        `(design, increments, next states, closed_loop)` as `nn.ridge.choose_ridge` takes
+        them (column 0 of the design is the unpenalised constant), differentiable in the
+        array fields. Jittable."""
+        values = jnp.asarray(values)
+        self._check_training(values, False)
+        return self._regression(values, self._joined(values, exog))
 
     def __call__(
         self,
@@ -242,10 +288,13 @@ class NGRC(AbstractForecaster):
         )
         return self._closed_loop(history, future, self.readout), {}
 
-    def _closed_loop(self, history, future, readout):
-        # one row of `future` (the next exogenous inputs, possibly none) per forecast step
+    def _closed_loop(self, history, future, readout, bound=None):
+        # one row of `future` (the next exogenous inputs, possibly none) per forecast step; a
+        # validation run clips the state at ±bound (`closed_loop_bound`)
         def step(history, future_input):
             state = history[-1, : self.dim] + self.features(history) @ readout
+            if bound is not None:
+                state = jnp.clip(state, -bound, bound)
             row = jnp.concatenate([state, future_input])
             return jnp.concatenate([history[1:], row[None]]), state
 
@@ -257,7 +306,7 @@ register_model(
     ModelSpec(
         "ngrc",
         NGRC,
-        {"delays": 2, "spacing": 1, "ridge": "auto", "order": 2},
+        {"delays": 2, "spacing": 1, "ridge": "auto", "order": 2, "tune": "auto"},
         "next-generation reservoir computing: constant, delayed and quadratic features, "
         "ridge readout of the increment (Gauthier et al. 2021)",
     )

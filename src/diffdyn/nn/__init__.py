@@ -15,7 +15,20 @@ from .attention import (
     masked_softmax as masked_softmax,
     sinusoidal_encoding as sinusoidal_encoding,
 )
+from .control import (
+    Halting as Halting,
+    SoftIf as SoftIf,
+    SoftSwitch as SoftSwitch,
+    halting_loop as halting_loop,
+    soft_if as soft_if,
+    soft_switch as soft_switch,
+)
 from .dnc import DNC as DNC
+from .implicit import (
+    DeepEquilibriumCell as DeepEquilibriumCell,
+    fixed_point as fixed_point,
+    root_find as root_find,
+)
 from .memn2n import MemN2N as MemN2N, position_encoding as position_encoding
 from .memory import (
     DNCInterface as DNCInterface,
@@ -29,6 +42,21 @@ from .memory import (
     oneplus as oneplus,
     parse_dnc_interface as parse_dnc_interface,
 )
+from .perturbed import (
+    fenchel_young_loss as fenchel_young_loss,
+    perturbed_argmax as perturbed_argmax,
+    perturbed_ranks as perturbed_ranks,
+)
+from .plasticity import (
+    PlasticCell as PlasticCell,
+    PlasticLinear as PlasticLinear,
+    PlasticNetwork as PlasticNetwork,
+    hebbian_update as hebbian_update,
+    neuromodulated_update as neuromodulated_update,
+    oja_update as oja_update,
+    plastic_episode as plastic_episode,
+    run_plastic_sequence as run_plastic_sequence,
+)
 from .recurrent import (
     AbstractRecurrentCell as AbstractRecurrentCell,
     ElmanCell as ElmanCell,
@@ -37,3 +65,11 @@ from .recurrent import (
     run_sequence as run_sequence,
 )
 from .ridge import ridge_regression as ridge_regression
+from .soft import (
+    isotonic_decreasing as isotonic_decreasing,
+    permutahedron_projection as permutahedron_projection,
+    soft_quantile as soft_quantile,
+    soft_rank as soft_rank,
+    soft_sort as soft_sort,
+    soft_top_k as soft_top_k,
+)

@@ -20,6 +20,7 @@ def ridge_regression(
     alpha: float | Float[ArrayLike, ""],
     *,
     unpenalised: Sequence[int] = (),
+    implicit: bool = True,
 ) -> Float[Array, "p d"]:
     """Solve min_W ‖X W − Y‖² + α ‖P W‖² in closed form, i.e. (XᵀX + α P) W = XᵀY.
 
@@ -33,8 +34,22 @@ def ridge_regression(
     Rᵀc = XᵀY). Its accuracy depends on cond(X), not on cond(XᵀX) = cond(X)², which is what
     lets float32 fit nonlinear autoregressions whose delayed features are nearly collinear
     (cond(X) ≈ 10⁷ for NG-RC on Lorenz-63 at dt = 0.025: the Gram matrix is singular in
-    float32, the QR solve is accurate to ≈ 10⁻³). Cost O((N + p)(p + d)²). Jittable and
-    differentiable.
+    float32, the QR solve is accurate to ≈ 10⁻³). Cost O((N + p)(p + d)²). Jittable.
+
+    **Gradients** (in `X`, `Y` and `α`) are implicit by default: W is defined by the normal
+    equations A W = XᵀY, A = XᵀX + αP, so for a cotangent W̄ one more solve with the same
+    factor, Λ = A⁻¹ W̄ = R⁻¹ R⁻ᵀ W̄ (two triangular solves), gives them all (differentiating
+    A W = XᵀY; e.g. Blondel et al. 2022, "Efficient and modular implicit differentiation"):
+
+    - Ȳ = X Λ;
+    - X̄ = (Y − X W) Λᵀ − X Λ Wᵀ;
+    - ᾱ = −Σ_ij P_ii Λ_ij W_ij.
+
+    The backward pass then costs O((N + p) p d) instead of differentiating through the QR
+    factorisation (O(N p²) again, and its derivative is undefined where R has a zero on its
+    diagonal). With `implicit=False` reverse- and forward-mode differentiate the QR itself
+    (same values; `tests/test_reservoir_tuning.py` checks both against finite differences).
+    The implicit rule is reverse-mode only (`jax.custom_vjp`).
 
     **Arguments:**
 
@@ -43,6 +58,7 @@ def ridge_regression(
     - `alpha`: `α ≥ 0`; with `α = 0` (or a column unpenalised), `X` must have full column
       rank (in those columns).
     - `unpenalised`: indices of columns that are not penalised (static).
+    - `implicit`: differentiate by the normal equations (above) rather than through the QR.
 
     **Returns:** `W`, `[p, d]`.
 
@@ -65,16 +81,51 @@ def ridge_regression(
         )
     dtype = jnp.result_type(x, y, jnp.float32)
     x, y = x.astype(dtype), y.astype(dtype)
+    alpha = jnp.asarray(alpha, dtype)
+    penalty = jnp.ones(x.shape[1], dtype).at[jnp.asarray(list(unpenalised), dtype=int)].set(0.0)
+    if implicit:
+        return _ridge_implicit(x, y, alpha, penalty)
+    return _ridge_factor_and_solve(x, y, alpha, penalty)[0]
+
+
+def _ridge_factor_and_solve(x, y, alpha, penalty):
+    """(W, R): the QR solve of the stacked system (`ridge_regression`)."""
     p, d = x.shape[1], y.shape[1]
-    penalty = jnp.ones(p, dtype).at[jnp.asarray(list(unpenalised), dtype=int)].set(0.0)
     stacked = jnp.concatenate(
         [
             jnp.concatenate([x, y], axis=1),
-            jnp.concatenate([jnp.diag(jnp.sqrt(alpha * penalty)), jnp.zeros((p, d), dtype)], 1),
+            # √(αP) = √α P (P is 0 or 1): √ at the unpenalised zeros would make dW/dα NaN
+            jnp.concatenate([jnp.diag(jnp.sqrt(alpha) * penalty), jnp.zeros((p, d), x.dtype)], 1),
         ]
     )
     r = jnp.linalg.qr(stacked, mode="r")
-    return jsl.solve_triangular(r[:p, :p], r[:p, p:], lower=False)
+    return jsl.solve_triangular(r[:p, :p], r[:p, p:], lower=False), r[:p, :p]
+
+
+@jax.custom_vjp
+def _ridge_implicit(x, y, alpha, penalty):
+    return _ridge_factor_and_solve(x, y, alpha, penalty)[0]
+
+
+def _ridge_implicit_forward(x, y, alpha, penalty):
+    weights, factor = _ridge_factor_and_solve(x, y, alpha, penalty)
+    return weights, (x, y, alpha, penalty, weights, factor)
+
+
+def _ridge_implicit_backward(residuals, cotangent):
+    x, y, alpha, penalty, weights, factor = residuals
+    # Λ = A⁻¹ W̄ with A = RᵀR: the factor of the forward solve, no new factorisation
+    adjoint = jsl.solve_triangular(
+        factor, jsl.solve_triangular(factor, cotangent, trans="T", lower=False), lower=False
+    )
+    x_adjoint = x @ adjoint
+    x_bar = (y - x @ weights) @ adjoint.T - x_adjoint @ weights.T
+    weighted = jnp.sum(adjoint * weights, axis=1)
+    alpha_bar = -jnp.sum(penalty * weighted)
+    return x_bar, x_adjoint, alpha_bar.astype(alpha.dtype), -alpha * weighted
+
+
+_ridge_implicit.defvjp(_ridge_implicit_forward, _ridge_implicit_backward)
 
 
 def ridge_path(
@@ -121,7 +172,9 @@ def ridge_path(
         x_penalised_residual, y_residual = x_penalised, y
     p = len(penalised)
     r_full = jnp.linalg.qr(jnp.concatenate([x_penalised_residual, y_residual], 1), mode="r")
-    u, s, vt = jnp.linalg.svd(r_full[:p, :p])
+    # R has min(N, p + d) rows: with fewer samples than features (an ESN on a short series)
+    # its SVD is the thin one
+    u, s, vt = jnp.linalg.svd(r_full[:p, :p], full_matrices=False)
     denominator = s[None] ** 2 + alphas[:, None]
     # a zero singular value with α = 0 contributes nothing (the minimum-norm solution)
     shrink = jnp.where(denominator > 0, s[None] / jnp.where(denominator > 0, denominator, 1), 0)
@@ -148,6 +201,17 @@ VALIDATION_HORIZON = 100
 VALIDATION_STARTS = 64
 ERROR_CAP = 1.0
 MIN_SELECTION_ROWS = 10
+# a validation forecast beyond this many times the training series' largest magnitude has
+# diverged; the models' validation closed loops clip there (`closed_loop_bound`)
+DIVERGENCE_FACTOR = 100.0
+
+
+def closed_loop_bound(values: Float[Array, "time dim"]) -> Float[Array, ""]:
+    """Where a validation closed loop (`choose_ridge`, `cross_validated_forecasts`) clips the
+    state it feeds back: `DIVERGENCE_FACTOR` = 100 times the largest |value| of the training
+    series. A forecast there scores the capped error anyway; clipped, a diverging rollout
+    stays finite (no inf, whose gradient is NaN) and its gradient is zero."""
+    return jax.lax.stop_gradient(DIVERGENCE_FACTOR * jnp.max(jnp.abs(values)))
 
 
 def parse_ridge(ridge: float | str, model: str) -> float | None:
@@ -205,19 +269,7 @@ def choose_ridge(
 
     **Raises** `DiffdynError` unless at least one row is fitted and two are held out.
     """
-    rows = features.shape[0]
-    if not 1 <= fit_rows <= rows - 2:
-        raise DiffdynError(
-            f"choosing the ridge needs at least one fitted and two held-out regression rows; "
-            f"got {fit_rows} fitted of {rows}. Give more data or an explicit ridge (ridge=1e-6)."
-        )
-    horizon = min(VALIDATION_HORIZON, max(1, (rows - fit_rows) // 2))
-    last_start = rows - horizon
-    starts = np.unique(
-        np.linspace(fit_rows, last_start, min(VALIDATION_STARTS, last_start - fit_rows + 1))
-        .round()
-        .astype(int)
-    )
+    starts, horizon = validation_plan(features.shape[0], fit_rows)
     # descending, so that argmin's first minimum is the largest α
     alphas = jnp.asarray(sorted(candidates, reverse=True), features.dtype)
     readouts = ridge_path(features[:fit_rows], targets[:fit_rows], alphas, unpenalised=unpenalised)
@@ -232,3 +284,85 @@ def choose_ridge(
 
     scores = jax.vmap(score)(readouts)
     return jax.lax.stop_gradient(alphas[jnp.argmin(scores)])
+
+
+def validation_plan(rows: int, fit_rows: int) -> tuple[np.ndarray, int]:
+    """`choose_ridge`'s closed-loop validation: (start rows, horizon) among `rows` regression
+    rows of which the first `fit_rows` are fitted.
+
+    Up to `VALIDATION_STARTS` = 64 start rows spread evenly over the held-out rows, each
+    forecasting `VALIDATION_HORIZON` = 100 steps (at most half the held-out rows).
+
+    **Raises** `DiffdynError` unless at least one row is fitted and two are held out.
+    """
+    if not 1 <= fit_rows <= rows - 2:
+        raise DiffdynError(
+            f"choosing the ridge needs at least one fitted and two held-out regression rows; "
+            f"got {fit_rows} fitted of {rows}. Give more data or an explicit ridge (ridge=1e-6)."
+        )
+    horizon = min(VALIDATION_HORIZON, max(1, (rows - fit_rows) // 2))
+    last_start = rows - horizon
+    starts = np.unique(
+        np.linspace(fit_rows, last_start, min(VALIDATION_STARTS, last_start - fit_rows + 1))
+        .round()
+        .astype(int)
+    )
+    return starts, horizon
+
+
+def cross_validated_forecasts(
+    features: Float[Array, "rows p"],
+    targets: Float[Array, "rows d"],
+    next_values: Float[Array, "rows d"],
+    closed_loop: Callable[[Float[Array, "p d"], Int[Array, ""], int], Float[Array, "horizon d"]],
+    alpha: Float[ArrayLike, ""],
+    *,
+    folds: int,
+    unpenalised: Sequence[int] = (),
+    horizon: int = VALIDATION_HORIZON,
+    starts: int = VALIDATION_STARTS,
+) -> tuple[Float[Array, "starts horizon d"], Float[Array, "starts horizon d"], Float[Array, " d"]]:
+    """Blocked cross-validation of a readout by its closed-loop forecasts, differentiable in
+    the features, the targets and `alpha` (the readout's gradient is implicit,
+    `ridge_regression`).
+
+    Up to `starts` start rows are spread evenly over the rows, each forecasting `horizon` steps
+    (at most a quarter of the rows), and cut into `folds` contiguous groups. Group k is
+    forecast by the readout fitted at `alpha` on the rows outside [its first start, its last
+    start + horizon): no forecast step was fitted, and every part of the series is forecast
+    once (blocked cross-validation for time series, Bergmeir & Benítez 2012, with the forecast
+    windows left out of each fit). A zero row adds nothing to XᵀX or XᵀY, so each fold is
+    `ridge_regression` of the series with its block's rows zeroed: `folds` solves.
+
+    Arguments as `choose_ridge`.
+
+    **Returns:** `(forecasts, truths, spread)`: forecasts and the states they forecast
+    `[starts, horizon, d]`, and the standard deviation of `next_values` `[d]` (zeros replaced
+    by 1).
+
+    **Raises** `DiffdynError` when there are fewer than 4 rows per fold.
+    """
+    rows = features.shape[0]
+    if folds < 1 or rows < 4 * folds:
+        raise DiffdynError(
+            f"cross-validating a readout over {folds} folds needs at least {4 * folds} "
+            f"regression rows; got {rows}. Give more data."
+        )
+    horizon = max(1, min(horizon, rows // 4))
+    last = rows - horizon
+    points = np.unique(np.linspace(0, last, min(starts, last + 1)).round().astype(int))
+    groups = np.array_split(points, min(folds, len(points)))
+    fold_of = np.concatenate([np.full(len(g), k) for k, g in enumerate(groups)])
+    kept = np.ones((len(groups), rows))
+    for k, group in enumerate(groups):
+        kept[k, group[0] : group[-1] + horizon] = 0.0
+    kept = jnp.asarray(kept, features.dtype)[:, :, None]
+    readouts = jax.vmap(
+        lambda w: ridge_regression(features * w, targets * w, alpha, unpenalised=unpenalised)
+    )(kept)
+    forecasts = jax.vmap(lambda i, k: closed_loop(readouts[k], i, horizon))(
+        jnp.asarray(points), jnp.asarray(fold_of)
+    )
+    truths = next_values[points[:, None] + np.arange(horizon)]
+    spread = next_values.std(axis=0)
+    return forecasts, truths, jnp.where(spread > 0, spread, 1)

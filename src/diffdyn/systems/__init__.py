@@ -2,6 +2,7 @@
 
 from ..options import parse_assignments as parse_assignments  # also importable from here
 from .base import AbstractSystem as AbstractSystem, param as param
+from .chua import Chua as Chua
 from .delay import AbstractDelayFlow as AbstractDelayFlow
 from .double_pendulum import DoublePendulum as DoublePendulum
 from .duffing import Duffing as Duffing

@@ -18,6 +18,7 @@ from types import ModuleType
 
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
 from .base import AbstractSystem
+from .chua import Chua
 from .double_pendulum import DoublePendulum
 from .duffing import Duffing
 from .henon import Henon
@@ -37,6 +38,7 @@ SYSTEMS: dict[str, type[AbstractSystem]] = {
     for cls in (
         Lorenz63,
         Rossler,
+        Chua,
         Lorenz96,
         DoublePendulum,
         LotkaVolterra,

@@ -1,6 +1,7 @@
 """Tasks that show what a differentiable memory buys.
 
-Algorithmic sequence tasks (copy, repeat-copy, associative recall) and two-hop queries, and
+Algorithmic sequence tasks (copy, repeat-copy, associative recall), two-hop queries and
+pattern completion (Miconi et al. 2018), and
 the runner that trains a sequence model on one and scores it per size (`diffdyn task`).
 """
 
@@ -11,6 +12,7 @@ from .algorithmic import (
     copy_task as copy_task,
     repeat_copy_task as repeat_copy_task,
 )
+from .pattern_completion import pattern_completion_task as pattern_completion_task
 from .runner import (
     SEQUENCE_MODELS as SEQUENCE_MODELS,
     TASKS as TASKS,

@@ -22,6 +22,7 @@ from .explain import (
     attention_models as attention_models,
     check_explain_request as check_explain_request,
     explain_model as explain_model,
+    gate_models as gate_models,
 )
 from .fit import fit as fit, make_optimiser as make_optimiser
 from .forecast import (
@@ -36,6 +37,10 @@ from .loop import (
     TrainOutcome as TrainOutcome,
     TrainState as TrainState,
     train as train,
+)
+from .reservoir_tuning import (
+    ReservoirTuning as ReservoirTuning,
+    tune_reservoir as tune_reservoir,
 )
 from .results import (
     BlockWeight as BlockWeight,

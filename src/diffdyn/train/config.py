@@ -9,6 +9,7 @@ from ..errors import DiffdynError, UnknownNameError, did_you_mean
 from ..options import check_number
 
 STRATEGIES = ("teacher", "free", "curriculum")
+LOSSES = ("mse", "soft-dtw", "soft-vpt")  # train/losses.py
 # The range of each numeric option, as `check_number` keywords.
 RANGES: dict[str, dict[str, Any]] = {
     "context": {"whole": True, "low": 1},
@@ -23,6 +24,9 @@ RANGES: dict[str, dict[str, Any]] = {
     "weight_decay": {"low": 0},
     "warmup": {"low": 0, "below": 1},
     "validation": {"low": 0, "below": 0.9},
+    "soft_dtw_gamma": {"above": 0},
+    "soft_vpt_epsilon": {"above": 0},
+    "soft_vpt_temperature": {"above": 0},
 }
 
 
@@ -45,6 +49,11 @@ class TrainConfig:
     - `stride`: step between consecutive training windows.
     - `max_failures`: non-finite steps tolerated (each halves the learning rate) before
       training stops with an error.
+    - `loss`: what the rollout is scored by (`train/losses.py`), in training and in
+      validation: `"mse"` (mean squared error), `"soft-dtw"` (the soft-DTW divergence of
+      smoothing `soft_dtw_gamma`, Cuturi & Blondel 2017) or `"soft-vpt"` (minus the soft count
+      of forecast steps whose NRMSE stays under `soft_vpt_epsilon`, sigmoid temperature
+      `soft_vpt_temperature`: a smooth valid prediction time).
     """
 
     context: int = 32
@@ -61,6 +70,10 @@ class TrainConfig:
     patience: int = 10
     stride: int = 1
     max_failures: int = 5
+    loss: str = "mse"
+    soft_dtw_gamma: float = 0.1
+    soft_vpt_epsilon: float = 0.5
+    soft_vpt_temperature: float = 0.1
 
     def __post_init__(self):
         for name, bounds in RANGES.items():
@@ -71,6 +84,11 @@ class TrainConfig:
             raise DiffdynError(
                 f"unknown training strategy {self.strategy!r}; choose one of "
                 f"{', '.join(STRATEGIES)}.{did_you_mean(self.strategy, STRATEGIES)}"
+            )
+        if self.loss not in LOSSES:
+            raise DiffdynError(
+                f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}."
+                f"{did_you_mean(self.loss, LOSSES)}"
             )
         if self.schedule not in ("constant", "cosine"):
             raise DiffdynError(f"schedule must be 'constant' or 'cosine'; got {self.schedule!r}.")

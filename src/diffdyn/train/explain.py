@@ -1,5 +1,6 @@
-"""Where an attention model looks: its alignment on one context window, checked against the
-`aux` contract of `AbstractForecaster`."""
+"""Where an attention model looks (its alignment on one context window), or which branch a
+soft-control-flow model takes (its gate weights), checked against the `aux` contract of
+`AbstractForecaster`."""
 
 from __future__ import annotations
 
@@ -26,21 +27,29 @@ def attention_models() -> list[str]:
     return sorted(name for name, spec in MODELS.items() if spec.cls.has_attention)
 
 
+def gate_models() -> list[str]:
+    """The registered models whose forecasts come with soft-control-flow gates (`has_gates`)."""
+    model_spec("persistence")  # loads the built-in registry
+    return sorted(name for name, spec in MODELS.items() if spec.cls.has_gates)
+
+
 def check_explainable(sidecar: dict[str, Any]) -> None:
-    """Raise `DiffdynError` (naming the models that have attention) for a model without it."""
-    if not model_spec(sidecar["model"]).cls.has_attention:
-        having = ", ".join(attention_models()) or "none is registered"
+    """Raise `DiffdynError` (naming the models that have attention or gates) for a model with
+    neither."""
+    cls = model_spec(sidecar["model"]).cls
+    if not (cls.has_attention or cls.has_gates):
+        having = ", ".join(attention_models() + gate_models()) or "none is registered"
         raise DiffdynError(
-            f"model {sidecar['model']} has no attention, so there is no alignment to draw; "
-            f"train a model that has it ({having})."
+            f"model {sidecar['model']} has no attention and no gates, so there is nothing to "
+            f"draw; train a model that has them ({having})."
         )
 
 
 def check_explain_request(folder: str | Path) -> dict[str, Any]:
-    """Check, before any data are loaded, that `folder` holds a model with attention.
+    """Check, before any data are loaded, that `folder` holds a model with attention or gates.
 
     Returns the sidecar; raises `CheckpointError` for a missing or unfinished model folder and
-    `DiffdynError` (naming the models that have attention) for a model without it.
+    `DiffdynError` (naming the models that have attention or gates) for a model with neither.
     """
     sidecar = checkpoint.read_sidecar(folder)
     check_explainable(sidecar)
@@ -85,11 +94,22 @@ def explain_trained(
     exog = None
     if part.exog is not None:
         exog = jnp.asarray(np.asarray(part.exog)[start : start + context + horizon])
-    _, aux = _run_once(model, jnp.asarray(window), exog, horizon)
+    forecast, aux = _run_once(model, jnp.asarray(window), exog, horizon)
     names = (*sidecar["variables"], *sidecar.get("exog_variables", []))
+    gates = _gates(sidecar["model"], aux, horizon) if type(model).has_gates else None
+    ponder = None
+    if gates is not None and "ponder" in aux:
+        ponder = np.asarray(aux["ponder"], float)
+        if ponder.shape != (horizon,) or not np.all(ponder >= 1):
+            raise DiffdynError(
+                f"model {sidecar['model']} returned ponder counts of shape {ponder.shape}, not "
+                f"[horizon] = ({horizon},) of at least 1; the model breaks the aux contract."
+            )
     attention = np.asarray(aux.get("attention", np.zeros(0)), float)
+    if not type(model).has_attention:
+        attention = None
     # A sliding-window model (the Transformer) may attend over its newest W <= C inputs.
-    if (
+    elif (
         attention.ndim != 2
         or attention.shape[0] != horizon
         or not (1 <= attention.shape[1] <= context)
@@ -136,7 +156,27 @@ def explain_trained(
         input_attention=inputs,
         memory_attention=memory,
         block_length=block_length,
+        gates=gates,
+        gate_label=type(model).gate_label if gates is not None else None,
+        ponder=ponder,
+        forecast=np.asarray(scaler.inverse_transform(np.asarray(forecast)), float),
     )
+
+
+def _gates(model: str, aux: dict[str, Any], horizon: int) -> np.ndarray:
+    gates = np.asarray(aux.get("gates", np.zeros(0)), float)
+    if (
+        gates.ndim != 2
+        or gates.shape[0] != horizon
+        or gates.shape[1] < 1
+        or not np.all(np.isfinite(gates))
+        or not np.allclose(gates.sum(axis=1), 1.0, atol=1e-3)
+    ):
+        raise DiffdynError(
+            f"model {model} returned gates of shape {gates.shape}, not [horizon, branches] = "
+            f"({horizon}, K) with rows summing to 1; the model breaks the aux contract."
+        )
+    return gates
 
 
 def explain_model(
@@ -147,14 +187,17 @@ def explain_model(
     horizon: int | None = None,
     start: int | None = None,
 ) -> Explanation:
-    """Run a saved attention model on one context window and return its alignment.
+    """Run a saved attention or gated model on one context window and return its alignment
+    or its gate weights.
 
     The window is taken from the evaluation data as `evaluate_model` takes them (the held-out
     end of the training file, any other series whole); `start` counts samples from the start
     of that part (default 0, its first window) and `horizon` defaults to the training horizon.
     The `Explanation` holds the alignment `[horizon, context]`, DA-RNN's input attention and
     MTNet's memory attention when the model gives them, and ranks lags, driving series and
-    memory blocks by weight.
+    memory blocks by weight; for a model with gates (`has_gates`: the switching forecaster's
+    experts, the ACT forecaster's ponder steps), the weight of each branch per forecast step,
+    the ponder counts and the forecast itself.
 
     **Example:**
 

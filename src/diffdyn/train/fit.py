@@ -25,6 +25,7 @@ from ..models.base import AbstractForecaster
 from . import schedule as schedules
 from .config import TrainConfig
 from .loop import TrainingError, TrainOutcome, train
+from .losses import ForecastLoss
 
 
 class WindowBatches(eqx.Module):
@@ -66,26 +67,42 @@ def rollout_length(config: TrainConfig) -> int:
     return 1 if config.strategy == "teacher" else config.horizon
 
 
-def forecast_loss(model, batch, key, *, rollout: int):
-    """Mean squared error over the first `used` steps of a closed-loop rollout of `rollout`."""
+def forecast_objective(config: TrainConfig) -> ForecastLoss | None:
+    """The configured rollout loss (`config.loss`), or `None` for the mean squared error."""
+    if config.loss == "mse":
+        return None
+    return ForecastLoss(
+        config.loss, config.soft_dtw_gamma, config.soft_vpt_epsilon, config.soft_vpt_temperature
+    )
+
+
+def forecast_loss(model, batch, key, *, rollout: int, objective: ForecastLoss | None = None):
+    """Mean squared error over the first `used` steps of a closed-loop rollout of `rollout`
+    (or the batch mean of `objective` over them: soft-DTW, soft VPT; `train/losses.py`),
+    plus the batch mean of `aux["penalty"]` for a model that returns one (ACT's ponder cost)."""
     context, target, exog, used = batch
     keys = jax.random.split(key, context.shape[0])
 
     def one(c, t, x, k):
-        forecast, _ = model(c, x, horizon=rollout, key=k)
-        return (forecast - t[:rollout]) ** 2
+        forecast, aux = model(c, x, horizon=rollout, key=k)
+        return (forecast - t[:rollout]) ** 2, aux.get("penalty", jnp.zeros(())), forecast
 
-    errors = jax.vmap(one)(context, target, exog, keys)  # [B, rollout, d]
+    errors, penalty, forecasts = jax.vmap(one)(context, target, exog, keys)  # [B, rollout, d]
     used = jnp.minimum(used, rollout)
+    if objective is not None:
+        scored = jax.vmap(lambda f, t: objective(f, t, used))(forecasts, target[:, :rollout])
+        return jnp.mean(scored) + jnp.mean(penalty)
     mask = (jnp.arange(rollout) < used).astype(errors.dtype)[None, :, None]
-    return jnp.sum(errors * mask) / (errors.shape[0] * errors.shape[2] * used)
+    mse = jnp.sum(errors * mask) / (errors.shape[0] * errors.shape[2] * used)
+    return mse + jnp.mean(penalty)
 
 
 class _RolloutLoss(eqx.Module):
     rollout: int = eqx.field(static=True)
+    objective: ForecastLoss | None = None
 
     def __call__(self, model, batch, key):
-        return forecast_loss(model, batch, key, rollout=self.rollout)
+        return forecast_loss(model, batch, key, rollout=self.rollout, objective=self.objective)
 
 
 @functools.cache  # one object per configuration: runs alike share one compiled step
@@ -126,18 +143,20 @@ def steps_for(config: TrainConfig, n_windows: int) -> int:
 
 
 @eqx.filter_jit
-def _validation_loss(model, context, target, exog, horizon: int):
+def _validation_loss(model, context, target, exog, horizon: int, objective=None):
     def one(c, t, x):
         forecast, _ = model(c, x, horizon=horizon)
+        if objective is not None:
+            return objective(forecast, t, horizon)
         return jnp.mean((forecast - t) ** 2)
 
     return jnp.mean(jax.vmap(one)(context, target, exog))
 
 
 def _validator(values, exog, start: int, config: TrainConfig, most: int = 256):
-    """Free-running, full-horizon MSE on windows whose targets lie after row `start + C`: at
-    most `most` of them, spread evenly (neighbouring windows overlap almost entirely, so more
-    would cost time and say little), in one compiled call."""
+    """Free-running, full-horizon loss (MSE, or `config.loss`) on windows whose targets lie
+    after row `start + C`: at most `most` of them, spread evenly (neighbouring windows overlap
+    almost entirely, so more would cost time and say little), in one compiled call."""
     span = config.context + config.horizon
     last = len(values) - span
     starts = np.unique(np.linspace(start, last, min(most, last - start + 1)).round().astype(int))
@@ -147,7 +166,11 @@ def _validator(values, exog, start: int, config: TrainConfig, most: int = 256):
 
     def validate(model) -> float:
         context, target = windows[:, : config.context], windows[:, config.context :]
-        value = float(_validation_loss(model, context, target, inputs, config.horizon))
+        value = float(
+            _validation_loss(
+                model, context, target, inputs, config.horizon, forecast_objective(config)
+            )
+        )
         return value if math.isfinite(value) else math.inf
 
     return validate
@@ -219,7 +242,7 @@ def fit(
     steps_per_epoch = max(1, math.ceil(len(starts) / config.batch_size))
     outcome = train(
         model,
-        _RolloutLoss(rollout_length(config)),
+        _RolloutLoss(rollout_length(config), forecast_objective(config)),
         batches,
         optimiser or make_optimiser(config),
         key=key,

@@ -19,6 +19,7 @@ from ..metrics import ValidPredictionTime
 from .config import TrainConfig
 from .data_source import DataSource
 from .loop import Record
+from .reservoir_tuning import ReservoirTuning
 
 
 def _floats(array: Any) -> Any:
@@ -99,6 +100,8 @@ class TrainResult:
     - `lyapunov_exponent`: λ₁ per time unit recorded for `evaluate`, or `None`.
     - `seed`: the seed of initial weights and shuffling.
     - `sidecar`: the model description saved as `model.json` (the checkpoint format).
+    - `tuning`: what tuning a reservoir by gradient did (`ReservoirTuning`: the tuned
+      values among them), or `None` when it was not tuned.
     """
 
     folder: Path | None
@@ -118,6 +121,7 @@ class TrainResult:
     lyapunov_exponent: float | None
     seed: int
     sidecar: dict[str, Any] = dataclasses.field(repr=False)
+    tuning: ReservoirTuning | None = None
 
     @classmethod
     def from_sidecar(cls, folder: str | Path | None, sidecar: dict[str, Any]) -> TrainResult:
@@ -142,6 +146,11 @@ class TrainResult:
             lyapunov_exponent=sidecar.get("lyapunov_exponent"),
             seed=int(sidecar["seed"]),
             sidecar=sidecar,
+            tuning=(
+                None
+                if sidecar.get("tuning") is None
+                else ReservoirTuning.from_json(sidecar["tuning"])
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -160,6 +169,7 @@ class TrainResult:
             "data": {**self.data.to_json(), "rows": self.rows, "train_rows": self.train_rows},
             "lyapunov_exponent": self.lyapunov_exponent,
             "seed": self.seed,
+            "tuning": None if self.tuning is None else self.tuning.to_json(),
         }
 
 
@@ -372,7 +382,8 @@ def _ranked(weights: np.ndarray) -> list[int]:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Explanation:
-    """Where an attention model looks on one context window (`explain_model`).
+    """Where an attention model looks, or which branches a gated model takes, on one context
+    window (`explain_model`).
 
     - `model`, `data`, `held_out`: as in `Evaluation`.
     - `start`: the window's first sample in the evaluation data; `first_sample`: the same
@@ -380,13 +391,19 @@ class Explanation:
     - `context`, `horizon`: the window length and the forecast steps explained.
     - `attention`: `[horizon, W]` the alignment: row k = forecast step k + 1, column i = the
       context step W − i before the forecast (the last column the most recent observation;
-      W = `context`, or fewer for a sliding-window model); rows sum to 1.
+      W = `context`, or fewer for a sliding-window model); rows sum to 1. `None` for a model
+      without attention.
     - `driving_series`: the `n` names the model reads: variables, then exogenous inputs.
     - `input_attention`: `[context, n]` DA-RNN's weight of each driving series per context
       step, or `None`.
     - `memory_attention`: `[horizon, blocks]` MTNet's weight of each memory block (oldest
       first), or `None`; `block_length`: steps per block, or `None`. Block i (from 0) of n
       covers lags (n − i)·L + 1 … (n − i + 1)·L; the query window is lags 1 … L.
+    - `gates`: `[horizon, K]` a gated model's weight of each of its K branches in every
+      forecast step (rows sum to 1), or `None`; `gate_label`: what a branch is ("expert",
+      "ponder step").
+    - `ponder`: `[horizon]` the ponder steps behind every forecast step (ACT), or `None`.
+    - `forecast`: `[horizon, d]` the forecast of the window, in the data's units, or `None`.
     """
 
     model: str
@@ -396,15 +413,22 @@ class Explanation:
     first_sample: int
     context: int
     horizon: int
-    attention: np.ndarray
+    attention: np.ndarray | None
     driving_series: tuple[str, ...]
     input_attention: np.ndarray | None = None
     memory_attention: np.ndarray | None = None
     block_length: int | None = None
+    gates: np.ndarray | None = None
+    gate_label: str | None = None
+    ponder: np.ndarray | None = None
+    forecast: np.ndarray | None = None
 
     @property
     def peaks(self) -> list[LagWeight]:
-        """Per forecast step: the lag with the most weight, and that weight."""
+        """Per forecast step: the lag with the most weight, and that weight (none without
+        attention)."""
+        if self.attention is None:
+            return []
         seen = self.attention.shape[1]
         return [
             LagWeight(int(seen - i), float(row[i]))
@@ -412,9 +436,9 @@ class Explanation:
         ]
 
     @property
-    def mean_attention_per_lag(self) -> np.ndarray:
-        """`[W]` the mean weight over forecast steps of lag 1, 2, … (lag 1 first)."""
-        return self.attention.mean(axis=0)[::-1]
+    def mean_attention_per_lag(self) -> np.ndarray | None:
+        """`[W]` the mean weight over forecast steps of lag 1, 2, … (lag 1 first), or `None`."""
+        return None if self.attention is None else self.attention.mean(axis=0)[::-1]
 
     @property
     def mean_input_attention(self) -> np.ndarray | None:
@@ -424,7 +448,14 @@ class Explanation:
     def ranked_lags(self) -> list[LagWeight]:
         """Lags by mean weight, heaviest first (ties: the more recent first)."""
         per_lag = self.mean_attention_per_lag
+        if per_lag is None:
+            return []
         return [LagWeight(i + 1, float(per_lag[i])) for i in _ranked(per_lag)]
+
+    @property
+    def mean_gates(self) -> np.ndarray | None:
+        """`[K]` the mean weight of each branch over the forecast steps, or `None`."""
+        return None if self.gates is None else self.gates.mean(axis=0)
 
     def ranked_inputs(self) -> list[InputWeight]:
         """Driving series by mean input-attention weight, heaviest first (none without it)."""
@@ -452,6 +483,8 @@ class Explanation:
 
     def to_json(self) -> dict[str, Any]:
         mean_inputs = self.mean_input_attention
+        per_lag = self.mean_attention_per_lag
+        mean_gates = self.mean_gates
         return {
             "model": self.model,
             "data": self.data.to_json(),
@@ -460,18 +493,23 @@ class Explanation:
             "first_sample": self.first_sample,
             "context": self.context,
             "horizon": self.horizon,
-            "attention": _floats(self.attention),
+            "attention": None if self.attention is None else _floats(self.attention),
             "input_attention": None
             if self.input_attention is None
             else _floats(self.input_attention),
             "driving_series": list(self.driving_series),
             "peaks": [p._asdict() for p in self.peaks],
-            "mean_attention_per_lag": _floats(self.mean_attention_per_lag),
+            "mean_attention_per_lag": None if per_lag is None else _floats(per_lag),
             "mean_input_attention": None if mean_inputs is None else _floats(mean_inputs),
             "memory_attention": None
             if self.memory_attention is None
             else _floats(self.memory_attention),
             "block_length": self.block_length,
+            "gates": None if self.gates is None else _floats(self.gates),
+            "gate_label": self.gate_label,
+            "mean_gates": None if mean_gates is None else _floats(mean_gates),
+            "ponder": None if self.ponder is None else _floats(self.ponder),
+            "forecast": None if self.forecast is None else _floats(self.forecast),
         }
 
     @classmethod
@@ -484,9 +522,13 @@ class Explanation:
             first_sample=int(stored["first_sample"]),
             context=int(stored["context"]),
             horizon=int(stored["horizon"]),
-            attention=_array(stored["attention"]),
+            attention=_optional_array(stored["attention"]),
             driving_series=tuple(stored["driving_series"]),
             input_attention=_optional_array(stored.get("input_attention")),
             memory_attention=_optional_array(stored.get("memory_attention")),
             block_length=stored.get("block_length"),
+            gates=_optional_array(stored.get("gates")),
+            gate_label=stored.get("gate_label"),
+            ponder=_optional_array(stored.get("ponder")),
+            forecast=_optional_array(stored.get("forecast")),
         )

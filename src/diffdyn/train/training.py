@@ -26,12 +26,14 @@ from ..models.registry import (
     model_spec,
     resolve_hyperparameters,
 )
+from ..models.reservoir import AbstractReservoir
 from ..resources import check_activation_memory
 from . import checkpoint
 from .config import TrainConfig
 from .data_source import TEST_FRACTION, DataSource, lyapunov_exponent_of
 from .fit import fit
 from .loop import read_state_meta
+from .reservoir_tuning import fit_reservoir
 from .results import TrainResult
 
 
@@ -433,6 +435,16 @@ def _train_into(folder, resume, target, train, series, source, model_name, hyper
         sidecar["train_seconds"] = outcome.seconds
         sidecar["compile_seconds"] = outcome.compile_seconds
         sidecar["steps"] = outcome.steps
+    elif isinstance(model, AbstractReservoir):
+        # tuned by gradient through its readout first when its `tune` says so
+        trained, tuning = fit_reservoir(
+            model, values, exog, key=train_key, budget=budget, progress=progress
+        )
+        stop_reason, finished = "fitted in closed form", True
+        if tuning is not None:
+            stop_reason = f"tuned ({tuning.stop_reason}), then fitted in closed form"
+            sidecar["tuning"] = tuning.to_json()
+        sidecar["train_seconds"] = time.perf_counter() - started
     elif model.fit_kind == "closed_form":
         trained = model.fit_closed_form(values, exog)
         stop_reason, finished = "fitted in closed form", True

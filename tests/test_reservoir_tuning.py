@@ -1,0 +1,271 @@
+"""The ridge readout differentiated implicitly, and reservoirs tuned by gradient through it."""
+
+import io
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import assert_gradient_matches_fd
+from diffdyn.data import Series
+from diffdyn.errors import DiffdynError
+from diffdyn.models import ESN, NGRC, build_model
+from diffdyn.nn.ridge import cross_validated_forecasts, ridge_regression
+from diffdyn.train import DataSource, ReservoirTuning, checkpoint, tune_reservoir
+from diffdyn.train.reservoir_tuning import (
+    ReservoirHyperparameters,
+    tunes_by_default,
+    tuning_loss,
+)
+from diffdyn.train.training import train_forecaster
+
+
+def _regression_problem(seed=0, n=30, p=5, d=2):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, p))
+    x[:, 0] = 1.0  # the unpenalised constant
+    y = x @ rng.normal(size=(p, d)) + 0.3 * rng.normal(size=(n, d))
+    weights = rng.normal(size=(p, d))
+    return jnp.asarray(x), jnp.asarray(y), jnp.asarray(weights)
+
+
+def _normal_equations(x, y, alpha):
+    # the directly differentiated computation: solve (XᵀX + αP) W = XᵀY, autodiff through it
+    penalty = jnp.eye(x.shape[1]).at[0, 0].set(0.0)
+    return jnp.linalg.solve(x.T @ x + alpha * penalty, x.T @ y)
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.7])
+def test_implicit_ridge_gradients_equal_direct_autodiff(x64, alpha):
+    x, y, probe = _regression_problem()
+
+    def loss(solve, x, y, a):
+        return jnp.sum(probe * solve(x, y, a)) + jnp.sum(solve(x, y, a) ** 2)
+
+    implicit = jax.grad(
+        lambda x, y, a: loss(lambda *args: ridge_regression(*args, unpenalised=[0]), x, y, a),
+        argnums=(0, 1, 2),
+    )(x, y, alpha)
+    through_qr = jax.grad(
+        lambda x, y, a: loss(
+            lambda *args: ridge_regression(*args, unpenalised=[0], implicit=False), x, y, a
+        ),
+        argnums=(0, 1, 2),
+    )(x, y, alpha)
+    direct = jax.grad(lambda x, y, a: loss(_normal_equations, x, y, a), argnums=(0, 1, 2))(
+        x, y, alpha
+    )
+    for ours, qr, reference in zip(implicit, through_qr, direct):
+        assert np.all(np.isfinite(ours))
+        np.testing.assert_allclose(ours, reference, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(qr, reference, rtol=1e-8, atol=1e-10)
+
+
+def test_implicit_ridge_gradients_match_finite_differences(x64):
+    x, y, probe = _regression_problem(seed=1)
+    params = {"x": x, "y": y, "log_alpha": jnp.log(0.05)}
+
+    def loss(params):
+        weights = ridge_regression(
+            params["x"], params["y"], jnp.exp(params["log_alpha"]), unpenalised=[0]
+        )
+        return jnp.sum(probe * weights) + 0.5 * jnp.sum(weights**2)
+
+    assert_gradient_matches_fd(loss, params, np.random.default_rng(0), n=12)
+    # α alone, where every entry counts
+    assert_gradient_matches_fd(
+        lambda a: loss({"x": x, "y": y, "log_alpha": a}), jnp.log(0.05), np.random.default_rng(1)
+    )
+
+
+def test_implicit_ridge_forward_is_unchanged():
+    x, y, _ = _regression_problem(seed=2)
+    np.testing.assert_array_equal(
+        ridge_regression(x, y, 0.1, unpenalised=[0]),
+        ridge_regression(x, y, 0.1, unpenalised=[0], implicit=False),
+    )
+
+
+def _series(steps=260, seed=0):
+    t = np.arange(steps) * 0.1
+    rng = np.random.default_rng(seed)
+    values = np.stack([np.sin(t) + 0.3 * np.sin(2.3 * t), np.cos(1.3 * t)], axis=1)
+    return jnp.asarray(values + 0.01 * rng.normal(size=values.shape), jnp.float32)
+
+
+def test_cross_validated_forecasts_leave_each_fold_out():
+    # a readout fitted on rows that include a fold's forecast window would forecast it with the
+    # rows it saw; here each fold's rows are zeroed in its fit, so perturbing those rows'
+    # targets does not change that fold's forecasts
+    model = NGRC(2, ridge=1e-4)
+    values = _series()
+    design, targets, next_values, closed_loop = model.regression(values)
+    forecasts, truths, spread = cross_validated_forecasts(
+        design, targets, next_values, closed_loop, 1e-4, folds=3, starts=9
+    )
+    assert forecasts.shape == truths.shape and forecasts.shape[0] == 9
+    assert spread.shape == (2,) and np.all(np.asarray(spread) > 0)
+    horizon = forecasts.shape[1]
+    points = np.linspace(0, design.shape[0] - horizon, 9).round().astype(int)
+    np.testing.assert_array_equal(truths, next_values[points[:, None] + np.arange(horizon)])
+    first_fold = slice(points[0], points[2] + horizon)
+    changed = targets.at[first_fold].add(5.0)
+    again, _, _ = cross_validated_forecasts(
+        design, changed, next_values, closed_loop, 1e-4, folds=3, starts=9
+    )
+    np.testing.assert_allclose(again[:3], forecasts[:3], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(again[3:], forecasts[3:], atol=1e-3)  # the others fitted those rows
+    with pytest.raises(DiffdynError, match="needs at least 40 regression rows"):
+        cross_validated_forecasts(
+            design[:20], targets[:20], next_values[:20], closed_loop, 1e-4, folds=10
+        )
+
+
+@pytest.mark.parametrize("name", ["esn", pytest.param("ngrc", marks=pytest.mark.slow)])
+def test_tuning_loss_gradient_matches_finite_differences(x64, name):
+    # the whole chain — reservoir run, implicit readout, closed-loop forecasts, loss — in the
+    # unconstrained coordinates that Adam moves
+    values = jnp.asarray(_series(140), jnp.float64)
+    extra = {"size": 20, "washout": 10, "ridge": 1e-3} if name == "esn" else {"ridge": 1e-3}
+    model = build_model(name, 2, key=jax.random.key(0), **extra)
+    model = jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, model
+    )
+    start = ReservoirHyperparameters(model.tunable_values())
+
+    def loss(coordinates):
+        hyperparameters = eqx.tree_at(lambda h: h.coordinates, start, coordinates)
+        tuned = model.with_values(hyperparameters.values())
+        return tuning_loss(
+            *cross_validated_forecasts(
+                *tuned.regression(values), tuned.ridge, folds=3, unpenalised=[0], horizon=10,
+                starts=6,
+            )
+        )  # fmt: skip
+
+    gradient = jax.grad(loss)(start.coordinates)
+    assert all(np.isfinite(float(g)) and float(g) != 0.0 for g in gradient.values())
+    assert_gradient_matches_fd(
+        loss, start.coordinates, np.random.default_rng(0), eps=1e-6, rtol=1e-4, atol=1e-9
+    )
+
+
+def test_tuning_loss_saturates_and_ignores_non_finite_steps():
+    truths = jnp.zeros((2, 3, 1))
+    assert float(tuning_loss(truths, truths, jnp.ones(1))) == 0.0
+    far = jnp.full((2, 3, 1), 10.0)  # e² = 100: 100 / 101
+    assert float(tuning_loss(far, truths, jnp.ones(1))) == pytest.approx(100 / 101)
+    broken = truths.at[0, 1:].set(jnp.nan)
+    value, gradient = jax.value_and_grad(tuning_loss)(broken, truths, jnp.ones(1))
+    assert float(value) == pytest.approx(2 / 6)  # two non-finite steps count 1 each
+    assert np.all(np.isfinite(gradient))
+
+
+@pytest.mark.parametrize("name", ["esn", "ngrc"])
+def test_tuning_lowers_the_validation_loss_and_keeps_the_draw(name):
+    values = _series(300)
+    extra = {"size": 40, "washout": 20} if name == "esn" else {}
+    model = build_model(name, 2, key=jax.random.key(0), **extra)
+    tuned, report = tune_reservoir(model, values, key=jax.random.key(1), steps=10, progress=False)
+    assert isinstance(report, ReservoirTuning) and report.model == name
+    assert set(report.tuned) == set(model.tunable) == set(report.initial)
+    assert report.tuned_loss < report.initial_loss
+    assert report.steps == 10 and report.readout_solves > 10
+    for key, value in report.tuned.items():
+        assert float(getattr(tuned, key)) == pytest.approx(value, rel=1e-6)
+    assert report.tuned != report.initial
+    if name == "esn":  # only the scales change, not the random draw
+        np.testing.assert_array_equal(tuned.recurrent_unit, model.recurrent_unit)
+        np.testing.assert_array_equal(tuned.input_unit, model.input_unit)
+        assert 0 < report.tuned["leak"] < 1
+    assert json.loads(json.dumps(report.to_json())) == report.to_json()
+    assert ReservoirTuning.from_json(report.to_json()) == report
+
+
+def test_esn_scales_are_array_fields_that_shape_the_reservoir():
+    model = ESN(2, key=jax.random.key(3), size=30, spectral_radius=0.5, input_scaling=0.2)
+    radius = np.max(np.abs(np.linalg.eigvals(np.asarray(model.recurrent_matrix()))))
+    assert radius == pytest.approx(0.5, rel=1e-4)
+    assert float(np.abs(model.input_weight).max()) <= 0.2
+    assert float(np.abs(model.bias).max()) <= 0.2  # bias_scaling follows input_scaling
+    doubled = model.with_values({"spectral_radius": 1.0, "bias_scaling": 0.4})
+    radius = np.max(np.abs(np.linalg.eigvals(np.asarray(doubled.recurrent_matrix()))))
+    assert radius == pytest.approx(1.0, rel=1e-4)
+    np.testing.assert_allclose(doubled.bias, 2 * model.bias, rtol=1e-6)
+    with pytest.raises(DiffdynError, match="esn tunes"):
+        model.with_values({"size": 3.0})
+
+
+@pytest.mark.parametrize("bad", ["maybe", "1"])
+@pytest.mark.parametrize("name", ["esn", "ngrc"])
+def test_bad_tune_and_scaling_values_are_refused(name, bad):
+    extra = {"size": 20, "washout": 5} if name == "esn" else {}
+    with pytest.raises(DiffdynError, match="tune=auto, on or off"):
+        build_model(name, 2, key=jax.random.key(0), tune=bad, **extra)
+
+
+def test_bad_scalings_are_refused():
+    with pytest.raises(DiffdynError, match="feature_scaling > 0"):
+        NGRC(2, feature_scaling=0.0)
+    with pytest.raises(DiffdynError, match="bias_scaling ≥ 0"):
+        ESN(2, key=jax.random.key(0), size=20, bias_scaling=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "tune"),
+    [("esn", "auto"), pytest.param("ngrc", "on", marks=pytest.mark.slow), ("esn", "off")],
+)
+def test_the_pipeline_tunes_stores_and_reports(name, tune, tmp_path):
+    values = np.asarray(_series(260))
+    series = Series(values, np.arange(260.0) * 0.1, ("a", "b"), dt=0.1)
+    extra = {"size": 30, "washout": 20} if name == "esn" else {}
+    fitted, result = train_forecaster(
+        series, DataSource.of_series(series), name, tmp_path / "m",
+        hyperparameters={**extra, "tune": tune}, progress=False,
+    )  # fmt: skip
+    if tune == "off":
+        assert result.tuning is None and "tuning" not in result.sidecar
+        assert result.stop_reason == "fitted in closed form"
+        return
+    assert result.tuning is not None and result.tuning.steps >= 1
+    assert result.stop_reason.startswith("tuned (")
+    assert result.to_json()["tuning"] == result.tuning.to_json()
+    for key, value in result.tuning.tuned.items():  # the fitted model carries the tuned values
+        assert float(getattr(fitted, key)) == pytest.approx(value, rel=1e-6)
+    loaded, stored = checkpoint.load_model(tmp_path / "m")
+    assert stored["tuning"] == result.tuning.to_json()
+    for key in fitted.tunable:
+        assert float(getattr(loaded, key)) == float(getattr(fitted, key))
+    np.testing.assert_array_equal(
+        loaded(jnp.asarray(values[:40]), horizon=8)[0],
+        fitted(jnp.asarray(values[:40]), horizon=8)[0],
+    )
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, fitted)
+    assert buffer.getvalue()
+
+
+def test_auto_tunes_the_esn_unless_a_short_budget_is_given():
+    esn = ESN(2, key=jax.random.key(0), size=20, washout=5)
+    ngrc = NGRC(2)
+    assert tunes_by_default(esn) and tunes_by_default(esn, 600.0)
+    assert not tunes_by_default(esn, 20.0)  # a compare cell: compiling alone would spend it
+    assert not tunes_by_default(ngrc) and not tunes_by_default(ngrc, 600.0)
+    assert tunes_by_default(NGRC(2, tune="on"), 20.0)
+    assert not tunes_by_default(ESN(2, key=jax.random.key(0), size=20, tune="off"))
+
+
+def test_a_spent_budget_keeps_the_best_start_and_takes_no_step():
+    values = _series(200)
+    model = NGRC(2, ridge=1e-4)
+    tuned, report = tune_reservoir(
+        model, values, key=jax.random.key(0), budget=1e-9, progress=False
+    )
+    assert report.steps == 0 and "budget was spent" in report.stop_reason
+    assert report.tuned_loss <= report.initial_loss
+    assert report.readout_solves == 3 * 4  # three folds at each of the four starts
+    for key, value in report.tuned.items():
+        assert float(getattr(tuned, key)) == pytest.approx(value, rel=1e-6)
