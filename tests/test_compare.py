@@ -299,6 +299,7 @@ def test_diverged_forecasts_are_recorded_and_the_report_reads_only_the_store(tmp
     assert "went non-finite" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow  # make test-slow: two spawned workers compile every model again (27 s)
 def test_two_worker_processes_give_the_cells_of_one(tmp_path):
     models = ["persistence", "ngrc"]
     one = tmp_path / "one"

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-DOCS = [ROOT / "docs" / "systems.md", ROOT / "README.md"]
+# systems.md's examples simulate every kind of system (13 s): make test-slow.
+DOCS = [pytest.param(ROOT / "docs" / "systems.md", marks=pytest.mark.slow), ROOT / "README.md"]
 
 
 def python_blocks(path: Path) -> list[str]:

@@ -66,6 +66,7 @@ def test_mackey_glass_gradient_in_beta_and_gamma(x64):
     assert_gradient_matches_finite_differences(loss, [0.2, 0.1], 1e-6)
 
 
+@pytest.mark.slow  # make test-slow: autodiff through the PDE stepper, no custom rule (11 s)
 def test_kuramoto_sivashinsky_gradient_in_length_and_initial_state(x64):
     ks = KuramotoSivashinsky(n=16)
     weights = jnp.sin(jnp.arange(16.0))

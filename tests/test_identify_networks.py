@@ -110,6 +110,7 @@ def test_bad_refine_options_are_refused_in_one_line_and_write_nothing(
     assert snapshot(tmp_path) == before and calls == []
 
 
+@pytest.mark.slow  # make test-slow: a second over-parametrised fit; the note's test fits one (9 s)
 def test_a_flow_with_more_network_weights_than_data_is_not_refused():
     """The study's case in small: the paper's 87-weight network on 31 samples of 2 variables is
     prepared (and not refused as too few observations)."""

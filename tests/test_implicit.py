@@ -61,6 +61,7 @@ def test_fixed_point_function_form(x64):
     )
 
 
+@pytest.mark.slow  # make test-slow: the fixed point's implicit gradient is checked above (12 s)
 def test_root_find_implicit_gradient(x64):
     # A cubic with parameters: y³ + p y − q = 0 (one real root for p > 0).
     def g(y, params):

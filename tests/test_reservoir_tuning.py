@@ -124,7 +124,10 @@ def test_cross_validated_forecasts_leave_each_fold_out():
         )
 
 
-@pytest.mark.parametrize("name", ["esn", pytest.param("ngrc", marks=pytest.mark.slow)])
+# make test-slow: autodiff through the reservoir run and the readout, whose implicit VJP has
+# its own finite-difference check in the default suite (test_implicit_ridge_*; 9 s)
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["esn", "ngrc"])
 def test_tuning_loss_gradient_matches_finite_differences(x64, name):
     # the whole chain — reservoir run, implicit readout, closed-loop forecasts, loss — in the
     # unconstrained coordinates that Adam moves
@@ -164,7 +167,8 @@ def test_tuning_loss_saturates_and_ignores_non_finite_steps():
     assert np.all(np.isfinite(gradient))
 
 
-@pytest.mark.parametrize("name", ["esn", "ngrc"])
+# The ESN case tunes a 500-unit reservoir (10 s): make test-slow; NG-RC stays.
+@pytest.mark.parametrize("name", [pytest.param("esn", marks=pytest.mark.slow), "ngrc"])
 def test_tuning_lowers_the_validation_loss_and_keeps_the_draw(name):
     values = _series(300)
     extra = {"size": 40, "washout": 20} if name == "esn" else {}

@@ -223,6 +223,7 @@ def test_fenchel_young_training_recovers_the_target():
 # -- the documentation runs --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # make test-slow: runs every example of docs/operators.md (10 s)
 def test_operators_doc_examples_run(tmp_path, monkeypatch):
     path = ROOT / "docs" / "operators.md"
     blocks = re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
