@@ -27,7 +27,8 @@ run: $(VENV)/.installed
 	@mkdir -p runs
 	$(DIFFDYN) compare -o runs/compare
 
-## test: the default test suite, two processes (under 8 minutes on 2 cores)
+## test: the default test suite, two processes (target: under 8 minutes on 2 cores; a fresh clone
+## with an empty compilation cache took 12 min 12 s for 889 tests on 2026-12-01)
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -n 2 --dist loadfile
 
