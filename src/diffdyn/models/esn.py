@@ -20,15 +20,11 @@ import scipy.sparse
 import scipy.sparse.linalg
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from ..data.split import held_out_start
 from ..errors import DiffdynError
 from ..nn.ridge import (
-    HELD_OUT_FRACTION,
     MIN_SELECTION_ROWS,
-    choose_ridge,
     closed_loop_bound,
     parse_ridge,
-    ridge_regression,
 )
 from ..resources import check_memory
 from .registry import ModelSpec, register_model
@@ -294,23 +290,9 @@ class ESN(AbstractReservoir):
                 f"got {values.shape[0]}. Give more data or an explicit ridge (-p ridge=1e-6)."
             )
 
-    def fit_closed_form(
-        self,
-        values: Float[Array, "time dim"],
-        exog: Float[Array, "time m"] | None = None,
-        *,
-        choose_ridge: bool | None = None,
-    ) -> ESN:
-        """Fit W_out: ridge regression of y_{t+1} − y_t on [1; r_{t+1}; u_t], t ≥ washout.
-
-        The α is chosen first, on held-out training data (class docstring), when
-        `choose_ridge` (default: `ridge="auto"`); otherwise the field `ridge` is used (a
-        tuned α, for one).
-        """
-        values = jnp.asarray(values)
-        choose = self.auto_ridge if choose_ridge is None else choose_ridge
-        self._check_training(values, choose)
-        return self._fit(values, self._inputs(values, exog, values.shape[0]), choose)
+    def _driving(self, values, exog):
+        """[y_t ; u_t] of every training row: what the reservoir is driven by."""
+        return self._inputs(values, exog, values.shape[0])
 
     def _regression(self, values, inputs):
         """The readout's regression (design [1; r_{t+1}; u_t], increments, y_{t+1}, t ≥ washout)
@@ -327,36 +309,6 @@ class ESN(AbstractReservoir):
             return self._closed_loop(states[t], inputs[t], future, readout, bound)
 
         return design, increments, values[self.washout + 1 :], closed_loop
-
-    @eqx.filter_jit
-    def _fit(self, values, inputs, choose: bool):
-        # compiled once per shape and hyperparameters; a refit with new data reuses it
-        design, increments, next_values, closed_loop = self._regression(values, inputs)
-        ridge = self.ridge
-        if choose:
-            ridge = choose_ridge(
-                design,
-                increments,
-                next_values,
-                closed_loop,
-                fit_rows=held_out_start(design.shape[0], HELD_OUT_FRACTION),
-                unpenalised=[0],
-            )
-        readout = ridge_regression(design, increments, ridge, unpenalised=[0])
-        return eqx.tree_at(
-            lambda m: (m.ridge, m.readout), self, (ridge.astype(self.ridge.dtype), readout)
-        )
-
-    def regression(
-        self, values: Float[Array, "time dim"], exog: Float[Array, "time m"] | None = None
-    ):
-        """The readout's regression of a training series at the current values:
-        `(design, increments, next states, closed_loop)` as `nn.ridge.choose_ridge` takes
-        them (column 0 of the design is the unpenalised constant), differentiable in the
-        array fields. Jittable."""
-        values = jnp.asarray(values)
-        self._check_training(values, False)
-        return self._regression(values, self._inputs(values, exog, values.shape[0]))
 
     def __call__(
         self,

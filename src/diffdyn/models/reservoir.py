@@ -1,9 +1,10 @@
 """`AbstractReservoir`: a forecaster with a closed-form ridge readout whose hyperparameters
 are array fields, so that a validation loss is differentiable in them (ESN, NG-RC).
 
-`train.tune_reservoir` tunes them by gradient through the readout; this file holds only what
-the models share: the names of the tunable values, reading and replacing them, and the
-`tune` hyperparameter.
+`train.tune_reservoir` tunes them by gradient through the readout; this file holds what the
+models share: the names of the tunable values, reading and replacing them, the `tune`
+hyperparameter, and the readout's fit (`fit_closed_form`, `regression`), each model giving
+its rows (`_driving`), its checks and its regression (`_regression`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ..data.split import held_out_start
 from ..errors import DiffdynError
+from ..nn.ridge import HELD_OUT_FRACTION, choose_ridge as select_ridge, ridge_regression
 from .base import AbstractForecaster
 
 TUNE_CHOICES = ("auto", "on", "off")
@@ -43,6 +46,7 @@ class AbstractReservoir(AbstractForecaster):
     tune: eqx.AbstractVar[str]
     auto_ridge: eqx.AbstractVar[bool]
     ridge: eqx.AbstractVar[Float[Array, ""]]
+    readout: eqx.AbstractVar[Array]
 
     def tunable_values(self) -> dict[str, Float[Array, ""]]:
         """The current `tunable` values, by name."""
@@ -63,6 +67,20 @@ class AbstractReservoir(AbstractForecaster):
         )
 
     @abc.abstractmethod
+    def _check_training(self, values: Array, choose: bool) -> None:
+        """Refuse (one sentence) a training series too short for the model (and, when
+        `choose`, for choosing α on held-out rows)."""
+
+    @abc.abstractmethod
+    def _driving(self, values: Array, exog: Array | None) -> Array:
+        """What the model reads of a training series, row by row (`[y_t ; u_t]`)."""
+
+    @abc.abstractmethod
+    def _regression(
+        self, values: Array, driving: Array
+    ) -> tuple[Array, Array, Array, Callable[[Array, Array, int], Array]]:
+        """`regression`'s work on the checked series and its `_driving` rows."""
+
     def fit_closed_form(
         self,
         values: Float[Array, "time dim"],
@@ -70,13 +88,41 @@ class AbstractReservoir(AbstractForecaster):
         *,
         choose_ridge: bool | None = None,
     ) -> AbstractReservoir:
-        """Fit the readout at the current values; choose α on held-out data first when
-        `choose_ridge` (default: the model was built with `ridge="auto"`)."""
+        """Fit the readout: ridge regression of the increments y_{t+1} − y_t on the design
+        (`regression`). The α is chosen first, on held-out training data
+        (`nn.ridge.choose_ridge`), when `choose_ridge` (default: the model was built with
+        `ridge="auto"`); otherwise the field `ridge` is used (a tuned α, for one)."""
+        values = jnp.asarray(values)
+        choose = self.auto_ridge if choose_ridge is None else choose_ridge
+        self._check_training(values, choose)
+        return self._fit(values, self._driving(values, exog), choose)
 
-    @abc.abstractmethod
+    @eqx.filter_jit
+    def _fit(self, values, driving, choose: bool):
+        # compiled once per shape and hyperparameters; a refit with new data reuses it
+        design, increments, next_values, closed_loop = self._regression(values, driving)
+        ridge = self.ridge
+        if choose:
+            ridge = select_ridge(
+                design,
+                increments,
+                next_values,
+                closed_loop,
+                fit_rows=held_out_start(design.shape[0], HELD_OUT_FRACTION),
+                unpenalised=[0],
+            )
+        readout = ridge_regression(design, increments, ridge, unpenalised=[0])
+        return eqx.tree_at(
+            lambda m: (m.ridge, m.readout), self, (ridge.astype(self.ridge.dtype), readout)
+        )
+
     def regression(
         self, values: Float[Array, "time dim"], exog: Float[Array, "time m"] | None = None
     ) -> tuple[Array, Array, Array, Callable[[Array, Array, int], Array]]:
         """The readout's regression of a training series at the current values: `(design,
         increments, next states, closed_loop)` as `nn.ridge.choose_ridge` takes them, column
-        0 of the design the unpenalised constant; differentiable in the array fields."""
+        0 of the design the unpenalised constant; differentiable in the array fields.
+        Jittable."""
+        values = jnp.asarray(values)
+        self._check_training(values, False)
+        return self._regression(values, self._driving(values, exog))
