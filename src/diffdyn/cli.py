@@ -24,7 +24,14 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .compare import export_csv, read_leaderboards, run_compare, write_report
-from .compare.grid import DEFAULT_BUDGET, DEFAULT_OUTPUT, DEFAULT_WORKERS, choose_datasets
+from .compare.grid import (
+    DEFAULT_BUDGET,
+    DEFAULT_OUTPUT,
+    DEFAULT_PROTOCOL,
+    DEFAULT_WORKERS,
+    DYSTS_DEFAULT_GRANULARITY,
+    choose_datasets,
+)
 from .compilation import enable_compilation_cache
 from .data.io import check_series_path, write_series
 from .errors import DiffdynError, Terminated, interrupt, stop_requested, terminate
@@ -1383,6 +1390,33 @@ def compare_command(
         int,
         typer.Option("--workers", min=1, help="Cells run side by side, each in its own process."),
     ] = DEFAULT_WORKERS,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run the cells as Ray tasks (pip install 'diffdyn[ray]'): --ray local on a "
+            "Ray instance started for the run with --workers CPUs; --ray auto or HOST:PORT on "
+            "that running cluster (its nodes must see the run folder at the same path).",
+        ),
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="How cells are scored: default (a fresh trajectory or a file's held-out end), "
+            "dysts (the dysts benchmark, Gilpin 2021: train on 10 periods, sMAPE of a 2-period "
+            "forecast of the first coordinate; needs --systems dysts:NAME,... or dysts:all) or "
+            "dysts-multivariate (every coordinate).",
+        ),
+    ] = DEFAULT_PROTOCOL,
+    granularity: Annotated[
+        str,
+        typer.Option(
+            "--granularity",
+            help="Under --protocol dysts: fine (100 points per period) or coarse (15).",
+        ),
+    ] = DYSTS_DEFAULT_GRANULARITY,
 ) -> None:
     """Train and rank models on systems or your data; write results.sqlite and a report.
 
@@ -1411,6 +1445,9 @@ def compare_command(
         devices=devices,
         workers=workers,
         irregular=irregular,
+        ray=ray,
+        protocol=protocol,
+        granularity=granularity,
     )
     paths = write_report(output)
     console = _console()

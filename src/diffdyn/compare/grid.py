@@ -33,8 +33,17 @@ import numpy as np
 
 from ..analysis import analyze_model
 from ..compilation import active_cache_folder, enable_compilation_cache
+from ..data.dysts_source import (
+    DYSTS_PREFIX,
+    GRANULARITIES,
+    check_dysts_name,
+    dysts_names,
+    dysts_series,
+    dysts_version,
+)
 from ..data.sampling import check_irregular
 from ..data.split import held_out_start
+from ..dysts_protocol import dysts_task, score_dysts
 from ..errors import DataError, DiffdynError, UnknownNameError, did_you_mean, stop_if_terminated
 from ..files import folder_lock
 from ..models.registry import MODELS, model_spec
@@ -65,6 +74,17 @@ DEFAULT_BUDGET = 20.0
 # compiling is single-threaded, so a second cell fills the idle core).
 DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
 MODELS_FOLDER = "models"
+# How a cell is scored: `default` (a fresh trajectory of a system, or a file's held-out end:
+# VPT, NRMSE, sMAPE, long-run columns), or the dysts benchmark's protocol (`dysts_protocol`:
+# 10 periods to train, sMAPE of one forecast of 2 periods; `dysts` on the first coordinate as
+# its univariate table, `dysts-multivariate` on every coordinate), for `dysts:NAME` datasets.
+DEFAULT_PROTOCOL = "default"
+PROTOCOLS = (DEFAULT_PROTOCOL, "dysts", "dysts-multivariate")
+# A `dysts:NAME` dataset under the default protocol: this many periods at this granularity to
+# train on, and as many from another start (`FRESH_SEED_OFFSET`) to score on.
+DYSTS_DEFAULT_GRANULARITY = "fine"
+DYSTS_DEFAULT_PERIODS = 40
+FRESH_SEED_OFFSET = 7919  # as `load_data(fresh=True)`
 DEFAULT_OUTPUT = Path("runs/compare")
 REPORT_FORECAST_LYAPUNOV_TIMES = 5  # the forecast a cell keeps for the report ...
 REPORT_FORECAST_SAMPLES = 200  # ... and its length when λ₁ is unknown
@@ -108,9 +128,12 @@ def choose_datasets(
             "no system names given in --systems; give names such as lorenz63,henon "
             "(`diffdyn systems` lists them), or --data FILE."
         )
+    systems = None if systems is None else _expand_dysts(systems)
     for name in systems or []:
         if is_file_reference(name):
             system_class(name)
+        elif is_dysts_name(name):
+            check_dysts_name(name)
         elif name not in SYSTEMS:
             raise UnknownNameError(
                 f"unknown system {name!r} in --systems.{did_you_mean(name, list(SYSTEMS))} "
@@ -120,6 +143,21 @@ def choose_datasets(
         list(DEFAULT_SYSTEMS) if systems is None and not files else list(systems or [])
     )
     return chosen + [Path(p) for p in files]
+
+
+def is_dysts_name(name: str) -> bool:
+    return name.lower().startswith(DYSTS_PREFIX)
+
+
+def _expand_dysts(systems: Sequence[str]) -> list[str]:
+    """`dysts:all` → every system of the dysts catalogue (`dysts_names`), in its place."""
+    out: list[str] = []
+    for name in systems:
+        if is_dysts_name(name) and name[len(DYSTS_PREFIX) :].strip().lower() == "all":
+            out += [f"{DYSTS_PREFIX}{n}" for n in dysts_names()]
+        else:
+            out.append(name)
+    return out
 
 
 def resolve_models(models: Sequence[str]) -> list[str]:
@@ -147,6 +185,9 @@ def resolve_datasets(datasets: Sequence[str | Path]) -> list[dict[str, str]]:
     for item in datasets:
         if not isinstance(item, Path) and item in SYSTEMS:
             out.append({"name": item, "kind": "system", "ref": item})
+        elif not isinstance(item, Path) and is_dysts_name(item):
+            system = check_dysts_name(item)
+            out.append({"name": f"{DYSTS_PREFIX}{system}", "kind": "dysts", "ref": system})
         elif not isinstance(item, Path) and is_file_reference(item):
             # Named FILE.py:CLASS without the folders (the name is a folder of the run); the
             # reference has the absolute path, so that every worker finds the same file.
@@ -191,6 +232,9 @@ def check_datasets(datasets: list[dict[str, str]], models: list[str]) -> None:
     """
     needs: dict[str, int] = {}
     for dataset in datasets:
+        if dataset["kind"] == "dysts":  # fixed by name, seed and the installed dysts
+            dataset["content"] = f"dysts {dysts_version()}"
+            continue
         if dataset["kind"] != "file":
             # A user's system is recognised by its file's content: a changed file reruns.
             ref = dataset["ref"]
@@ -233,6 +277,7 @@ def cell_request(
         "content": dataset["content"],
         **({"irregular": dataset["irregular"]} if "irregular" in dataset else {}),
         **({"long_run": False} if dataset.get("long_run") == "no" else {}),
+        **({"protocol": dataset["protocol"]} if "protocol" in dataset else {}),
         "model": model,
         "seed": seed,
         "budget_per_model": budget_per_model,
@@ -302,6 +347,25 @@ def _longest_first(cells: list[tuple]) -> list[tuple]:
     return sorted(cells, key=lambda cell: model_spec(cell[1]).cls.fit_kind != "gradient")
 
 
+def _check_protocol(protocol: str, granularity: str, sets: list[dict[str, str]]) -> None:
+    if protocol not in PROTOCOLS:
+        raise UnknownNameError(
+            f"unknown --protocol {protocol!r}.{did_you_mean(protocol, list(PROTOCOLS))} Give "
+            f"one of {', '.join(PROTOCOLS)}."
+        )
+    if granularity not in GRANULARITIES:
+        raise UnknownNameError(
+            f"unknown --granularity {granularity!r}; give {' or '.join(GRANULARITIES)} "
+            "(points per period: " + ", ".join(f"{k} {v}" for k, v in GRANULARITIES.items()) + ")."
+        )
+    others = [d["name"] for d in sets if d["kind"] != "dysts"]
+    if protocol != DEFAULT_PROTOCOL and others:
+        raise DiffdynError(
+            f"--protocol {protocol} scores dysts systems only, not {', '.join(others[:3])}; give "
+            "--systems dysts:NAME,... (or dysts:all), or leave --protocol out."
+        )
+
+
 def _reason(error: BaseException) -> str:
     text = " ".join(str(error).split()) or "no message"
     return f"{type(error).__name__}: {text}"[:500]
@@ -322,14 +386,21 @@ def run_compare(
     workers: int = 1,
     irregular: str = "refuse",
     long_run: bool = True,
+    ray: str | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    granularity: str = DYSTS_DEFAULT_GRANULARITY,
 ) -> CompareSummary:
     """Run (or resume) a comparison grid in `out_dir`; return a summary.
 
     `workers` runs that many cells at once, each in its own process (spawned; the driver
     alone writes the store): XLA compiles on one core, so two cells side by side keep two cores
-    busy. `devices` splits each training batch over that many local devices (`train(devices=)`);
-    it changes speed, not results (to float32 rounding), so it is not part of the
-    configuration a resumed run is checked against.
+    busy. `ray` runs the cells as Ray tasks instead: `"local"` on a Ray instance started for
+    the run with `workers` CPUs, or the address of a running cluster (`"auto"`, `HOST:PORT`),
+    whose nodes see `out_dir` at the same path; the driver alone still writes the store. A
+    cell whose worker process dies is recorded `lost` and retried by the next run. `devices`
+    splits each training batch over that many local devices (`train(devices=)`); it changes
+    speed, not results (to float32 rounding), so it is not part of the configuration a resumed
+    run is checked against.
 
     Each cell is also analyzed as a dynamical system (`analysis.analyze_model`: λ₁ of its
     closed loop, its spectrum's error against the system's, the long run's power-spectrum and
@@ -369,12 +440,17 @@ def run_compare(
     check_irregular(irregular)
     names = resolve_models(models)
     sets = resolve_datasets(datasets)
+    _check_protocol(protocol, granularity, sets)
     for dataset in sets:
         if dataset["kind"] == "file" and irregular != "refuse":
             dataset["irregular"] = irregular
-        if not long_run:
+        if not long_run or protocol != DEFAULT_PROTOCOL:
             dataset["long_run"] = "no"
+        if protocol != DEFAULT_PROTOCOL:
+            dataset.update(protocol=protocol, granularity=granularity)
     check_datasets(sets, names)  # every file read and checked before any folder is made
+    if ray is not None:
+        check_ray(ray)
     out = check_run_folder(out_dir)
     config = compare_config(sets, names, seeds, budget_per_model, threshold, lyapunov_exponent)
     started = time.perf_counter()
@@ -394,7 +470,7 @@ def run_compare(
         ]
         with (
             _Progress(len(cells), len(cells) - len(todo), enabled=progress) as bar,
-            contextlib.closing(_cells(jobs, workers, bar)) as results,
+            contextlib.closing(_cells(jobs, workers, bar, ray)) as results,
         ):
             for (dataset, model, seed), (metrics, artifacts) in results:
                 failed += metrics.get("status") != "ok"
@@ -464,11 +540,30 @@ def _cell_folder(out: Path, dataset: dict[str, str], model: str, seed: int) -> P
     return out / MODELS_FOLDER / dataset["name"] / f"{model}-seed{seed}"
 
 
-def _cells(jobs, workers: int, bar) -> Generator[tuple[tuple, tuple[dict, dict]]]:
+LOST = (
+    "lost"  # the status of a cell whose worker process died: not finished, the next run retries it
+)
+
+
+def _lost(job: tuple, why: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The row of a cell whose worker died: recorded (so the report and the exit status say
+    so), not finished (`ResultsStore.finished` leaves it out, so the next run retries it)."""
+    shutil.rmtree(_cell_folder(job[0], job[1], job[2], job[3]), ignore_errors=True)
+    return {"status": LOST, "reason": f"{why}; the next run of the same command retries it"}, {}
+
+
+def _cells(
+    jobs, workers: int, bar, ray_address: str | None = None
+) -> Generator[tuple[tuple, tuple[dict, dict]]]:
     """Yield `((dataset, model, seed), (metrics, artifacts))` for every job: in this process
-    in order, or in `workers` spawned processes as they finish (the caller alone writes the
-    store, so a kill loses only the cells in flight). Closed early (Ctrl-C, SIGTERM, an
-    error), it stops the workers and removes the model folders of the unfinished cells."""
+    in order, in `workers` spawned processes, or as Ray tasks (`ray_address`), as they finish
+    (the caller alone writes the store, so a kill loses only the cells in flight). A worker
+    that dies makes its cell a `lost` row, which the next run retries. Closed early (Ctrl-C,
+    SIGTERM, an error), it stops the workers and removes the model folders of the unfinished
+    cells."""
+    if ray_address is not None:
+        yield from _ray_cells(jobs, workers, bar, ray_address)
+        return
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             bar.describe(f"{job[1]['name']} · {job[2]} · seed {job[3]}")
@@ -478,32 +573,42 @@ def _cells(jobs, workers: int, bar) -> Generator[tuple[tuple, tuple[dict, dict]]
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_worker_started,
-        initargs=(os.getpid(), active_cache_folder()),
-    )
-    unfinished = list(jobs)
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_started,
+            initargs=(os.getpid(), active_cache_folder()),
+        )
+
+    pool = new_pool()
+    unfinished, queue = list(jobs), list(jobs)
+    running: dict[Any, tuple] = {}
     try:
-        futures = {pool.submit(_cell_job, *job): job for job in jobs}
         bar.describe(f"{len(jobs)} cells on {workers} worker processes")
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        while queue or running:
+            while queue and len(running) < workers:  # no more in flight than workers
+                job = queue.pop(0)
+                running[pool.submit(_cell_job, *job)] = job
+            done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
             stop_if_terminated()  # a SIGTERM whose exception was lost (errors.terminate)
+            broken = False
             for future in done:
-                job = futures[future]
+                job = running.pop(future)
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    raise DiffdynError(
-                        f"a worker process died while running {job[1]['name']} · {job[2]} (out "
-                        "of memory?); the finished cells are saved: run the same command again "
-                        "to resume, or use --workers 1."
-                    ) from None
+                    broken = True
+                    result = _lost(job, "a worker process died while running it (out of memory?)")
                 unfinished.remove(job)  # the caller records it (a recorded cell keeps its model)
                 yield (job[1], job[2], job[3]), result
+            if broken:  # every cell still in the dead pool is lost with it; go on in a new one
+                for job in running.values():
+                    unfinished.remove(job)
+                    yield (job[1], job[2], job[3]), _lost(job, "its worker pool broke")
+                running.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = new_pool()
     except BaseException:  # KeyboardInterrupt, Terminated, GeneratorExit, an error
         _stop_workers(pool)
         for job in unfinished:
@@ -511,6 +616,116 @@ def _cells(jobs, workers: int, bar) -> Generator[tuple[tuple, tuple[dict, dict]]
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+RAY_LOCAL = "local"  # `--ray local`: a Ray instance started for the run, stopped after it
+RAY_OBJECT_STORE_BYTES = 200 * 1024**2  # cells return a few kB: a small object store
+
+
+RAY_CONNECT_SECONDS = 5.0
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise DiffdynError(
+            "--ray needs Ray: pip install 'diffdyn[ray]' (or run without --ray; --workers N "
+            "uses local processes)."
+        ) from None
+    return ray
+
+
+def check_ray(address: str) -> None:
+    """Before any folder is made: Ray is installed and, for `HOST:PORT`, reachable."""
+    if not address.strip():
+        raise DiffdynError("--ray needs an address: local, auto or HOST:PORT.")
+    _import_ray()
+    if address != RAY_LOCAL:
+        _check_reachable(address)
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a `HOST:PORT` (or `ray://HOST:PORT`) that does not accept a connection within
+    `RAY_CONNECT_SECONDS`: `ray.init` itself retries an unreachable address for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # `auto` and other forms Ray resolves itself
+    import socket
+
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), RAY_CONNECT_SECONDS).close()
+    except OSError as error:
+        raise DiffdynError(
+            f"--ray {address}: cannot start or reach Ray (no answer at {host}:{port}: "
+            f"{error.strerror or error}); check the address, or use --ray local."
+        ) from None
+
+
+def _ray_cell_job(cache: str | None, *job):
+    """One cell as a Ray task runs it: the driver's compilation cache, then `_cell_job`."""
+    if cache:
+        enable_compilation_cache(cache)
+    return _cell_job(*job)
+
+
+def _ray_cells(
+    jobs, workers: int, bar, address: str
+) -> Generator[tuple[tuple, tuple[dict, dict]]]:
+    """The cells as Ray tasks, one CPU each: on a local instance started now with `workers`
+    CPUs (`address == "local"`, stopped at the end), or on the running cluster at `address`
+    (`auto`, `HOST:PORT`, `ray://HOST:PORT`), whose nodes must see the run folder at the same
+    path (a shared file system) and have diffdyn installed. Only this process writes the
+    store; a task whose worker dies becomes a `lost` row."""
+    ray = _import_ray()
+    import logging
+
+    from ray.exceptions import RayError
+
+    started = not ray.is_initialized()
+    if started:
+        settings: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+        }
+        if address == RAY_LOCAL:
+            settings.update(num_cpus=workers, object_store_memory=RAY_OBJECT_STORE_BYTES)
+        else:
+            settings["address"] = address
+        try:
+            ray.init(**settings)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            why = " ".join(str(error).split())[:200]
+            raise DiffdynError(
+                f"--ray {address}: cannot start or reach Ray ({why}); check the address, or use "
+                "--ray local."
+            ) from None
+    task = ray.remote(num_cpus=1, max_retries=0)(_ray_cell_job)
+    cache = active_cache_folder()
+    refs = {task.remote(cache, *job): job for job in jobs}
+    try:
+        bar.describe(f"{len(jobs)} cells as Ray tasks ({address})")
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+            stop_if_terminated()
+            for ref in ready:
+                job = refs.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except RayError as error:
+                    result = _lost(job, f"its Ray worker died ({type(error).__name__})")
+                yield (job[1], job[2], job[3]), result
+    except BaseException:
+        for ref, job in refs.items():
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        for job in refs.values():
+            shutil.rmtree(_cell_folder(job[0], job[1], job[2], job[3]), ignore_errors=True)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _stop_workers(pool: Any, grace: float = 10.0) -> None:
@@ -550,6 +765,17 @@ def check_run_folder(out_dir: str | Path) -> Path:
 
 
 def _data(dataset: dict[str, str], seed: int, fresh: bool, cache: dict) -> Any:
+    if dataset["kind"] == "dysts":  # the default protocol: a system's training and fresh runs
+        key = (dataset["name"], seed, fresh)
+        if key not in cache:
+            series = dysts_series(
+                dataset["ref"],
+                granularity=DYSTS_DEFAULT_GRANULARITY,
+                periods=DYSTS_DEFAULT_PERIODS,
+                seed=seed + (FRESH_SEED_OFFSET if fresh else 0),
+            )
+            cache[key] = series, DataSource.of_series(series)
+        return cache[key]
     if dataset["kind"] == "file":
         key = (dataset["name"], dataset["content"])
         if key not in cache:
@@ -609,6 +835,8 @@ def _train_and_score(
     cache: dict,
     devices: int | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    if dataset.get("protocol", DEFAULT_PROTOCOL) != DEFAULT_PROTOCOL:
+        return _dysts_cell(folder, dataset, model, seed, budget, threshold, devices)
     series, source = _data(dataset, seed, False, cache)
     trained = train_model(
         series,
@@ -637,6 +865,39 @@ def _train_and_score(
     if dataset.get("long_run") != "no":
         metrics.update(_long_run_metrics(folder, eval_series, eval_source, result, metrics))
     return metrics, _artifacts(folder, model, result, eval_series, eval_source, metrics)
+
+
+def _dysts_cell(
+    folder: Path,
+    dataset: dict[str, str],
+    model: str,
+    seed: int,
+    budget: float,
+    threshold: float,
+    devices: int | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A cell under the dysts forecasting protocol (`dysts_protocol`, Gilpin 2021): trained on
+    the first 10 of 12 periods, scored by the sMAPE of one closed-loop forecast of the last 2."""
+    protocol = dataset["protocol"]
+    task = dysts_task(
+        dataset["ref"],
+        granularity=dataset.get("granularity", DYSTS_DEFAULT_GRANULARITY),
+        setting="multivariate" if protocol == "dysts-multivariate" else "univariate",
+        seed=seed,
+    )
+    trained = train_model(task.train, task.source, model, folder, seed=seed, budget=budget,
+                          progress=False, devices=devices)  # fmt: skip
+    score = score_dysts(folder, task.train, task.test, threshold=threshold)
+    metrics = _cell_metrics(trained, score.evaluation)
+    metrics.update(
+        smape=score.smape,
+        horizon=score.horizon,
+        protocol=protocol,
+        granularity=str(score.granularity),
+        points_per_period=score.points_per_period,
+    )
+    example = score.evaluation.example(0, score.horizon).to_json()
+    return metrics, {FORECAST: example}
 
 
 def _long_run_metrics(

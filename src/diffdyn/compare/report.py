@@ -77,6 +77,111 @@ def leaderboards(store: ResultsStore) -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(boards.items()))
 
 
+@dataclasses.dataclass(frozen=True)
+class ProtocolRow:
+    """One model under the dysts protocol: its `median_smape` (0–200) over the `systems` it
+    finished (each system's sMAPE averaged over seeds), the `failed` systems, the mean `vpt`
+    of its one forecast per system (in `vpt_unit`)."""
+
+    model: str
+    systems: int
+    failed: int
+    median_smape: float | None
+    vpt: float | None
+    vpt_unit: str
+
+
+def protocol_table(store: ResultsStore) -> tuple[str, str, list[ProtocolRow]] | None:
+    """The dysts-protocol summary of a run — (protocol, granularity, rows best first) — or
+    `None` when no cell ran under that protocol."""
+    per: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    protocol = granularity = ""
+    for (dataset, model, _seed), metrics in store.cells().items():
+        if not str(metrics.get("protocol", "")).startswith("dysts"):
+            continue
+        protocol, granularity = str(metrics["protocol"]), str(metrics.get("granularity", ""))
+        per.setdefault(model, {}).setdefault(dataset, []).append(metrics)
+    if not per:
+        return None
+    rows = []
+    for model, datasets in per.items():
+        scores, vpts, failed, unit = [], [], 0, ""
+        for cells in datasets.values():
+            ok = [c for c in cells if c.get("status") == "ok"]
+            if not ok:
+                failed += 1
+                continue
+            scores.append(float(np.mean([c["smape"] for c in ok])))
+            vpts.append(float(np.mean([c["vpt_mean"] for c in ok])))
+            unit = str(ok[0].get("vpt_unit", ""))
+        rows.append(
+            ProtocolRow(
+                model,
+                len(scores),
+                failed,
+                float(np.median(scores)) if scores else None,
+                float(np.mean(vpts)) if vpts else None,
+                unit,
+            )
+        )
+    rows.sort(key=lambda r: (r.median_smape is None, r.median_smape or 0.0, r.model))
+    return protocol, granularity, rows
+
+
+def _protocol_section(store: ResultsStore) -> list[str]:
+    """Markdown: diffdyn's median sMAPE per model beside the published dysts figures."""
+    from ..dysts_protocol import PUBLISHED_SOURCE, published_scores
+
+    table = protocol_table(store)
+    if table is None:
+        return []
+    protocol, granularity, rows = table
+    setting = "multivariate" if protocol == "dysts-multivariate" else "univariate"
+    md = [
+        f"## dysts benchmark ({setting}, {granularity} granularity)",
+        "",
+        "Median sMAPE (0–200, lower is better) over the systems, of one closed-loop forecast of "
+        "2 periods after training on 10 (Gilpin 2021's protocol; `docs/dysts.md`).",
+        "",
+        "| model | systems | failed | median sMAPE | mean VPT |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        median = "—" if r.median_smape is None else f"{r.median_smape:.1f}"
+        vpt = "—" if r.vpt is None else f"{_g(r.vpt)} {r.vpt_unit}"
+        md.append(f"| {r.model} | {r.systems} | {r.failed} | {median} | {vpt} |")
+    published = [p for p in published_scores() if str(p.granularity) == granularity]
+    if published:
+        md += ["", f"Published ({PUBLISHED_SOURCE}):", "", "| model | setting | median sMAPE |",
+               "|---|---|---|"]  # fmt: skip
+        md += [f"| {p.model} | {p.setting} | {p.median_smape:.1f} |" for p in published]
+    return md + [""]
+
+
+def _markdown_html(lines: list[str]) -> list[str]:
+    """The few Markdown forms of `_protocol_section` as HTML: headings, tables, paragraphs."""
+    out: list[str] = []
+    rows: list[list[str]] = []
+    for line in [*lines, ""]:
+        if line.startswith("|"):
+            if not line.startswith("|---"):
+                rows.append([c.strip() for c in line.strip("|").split("|")])
+            continue
+        if rows:
+            head, *rest = rows
+            table = "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            table += "</tr></thead><tbody>"
+            for row in rest:
+                table += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            out.append(table + "</tbody></table>")
+            rows = []
+        if line.startswith("## "):
+            out.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line:
+            out.append(f"<p>{html.escape(line)}</p>")
+    return out
+
+
 LONG_RUN_NUMBERS = (
     "model_lyapunov_exponent",
     "system_lyapunov_exponent",
@@ -429,6 +534,9 @@ def _write_report(run_dir: Path, store: ResultsStore) -> Report:
         f"<p>{html.escape(md[2])}</p>",
         f"<p>{html.escape(md[4])}</p>",
     ]
+    protocol = _protocol_section(store)
+    md += protocol
+    body += _markdown_html(protocol)
     if not boards:
         md.append("No finished cells yet.")
         body.append("<p>No finished cells yet.</p>")

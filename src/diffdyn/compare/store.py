@@ -284,8 +284,12 @@ class ResultsStore:
             )
 
     def finished(self) -> set[tuple[str, str, int]]:
-        """The (dataset, model, seed) cells recorded, whatever their request."""
-        rows = self._query("SELECT dataset, model, seed FROM results WHERE metric = 'status'")
+        """The (dataset, model, seed) cells recorded, whatever their request, but for those
+        `lost` with their worker process (`grid.LOST`: the next run retries them)."""
+        rows = self._query(
+            "SELECT dataset, model, seed FROM results WHERE metric = 'status' "
+            "AND (text IS NULL OR text != 'lost')"
+        )
         return {(d, m, int(s)) for d, m, s in rows}
 
     def reconcile(

@@ -1,5 +1,11 @@
 """Time-series data: `Series`, readers and writers, splits, scalers and windows."""
 
+from .dysts_source import (  # dysts itself is imported only when these functions run
+    DystsNotInstalledError as DystsNotInstalledError,
+    check_dysts_name as check_dysts_name,
+    dysts_names as dysts_names,
+    dysts_series as dysts_series,
+)
 from .io import (
     check_series_path as check_series_path,
     read_series as read_series,

@@ -1,0 +1,107 @@
+"""Cells on worker processes and on Ray: identical rows, a dead worker's cell reported `lost`
+and retried by the next run, and the refusals of `--ray`."""
+
+import os
+import sys
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from diffdyn.cli import app
+from diffdyn.compare import ResultsStore, run_compare
+from diffdyn.compare.grid import LOST
+from diffdyn.compare.store import STORE_FILE
+
+MODELS = ["persistence", "ngrc"]
+
+
+def _scores(path):
+    with ResultsStore(path / STORE_FILE) as store:
+        return {
+            k: (v["status"], v.get("vpt_mean"), v.get("smape")) for k, v in store.cells().items()
+        }
+
+
+def _crashing_system(tmp_path):
+    """A user's system file that kills the first worker process that loads it (not the
+    driver, which checks it first): the worker dies mid-cell, as one killed by the kernel."""
+    mark = tmp_path / "crashed-once"
+    path = tmp_path / "crashing.py"
+    path.write_text(
+        textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from diffdyn.systems.henon import Henon
+
+        MARK = Path({str(mark)!r})
+        if os.getpid() != {os.getpid()} and not MARK.exists():
+            MARK.touch()
+            os._exit(1)
+
+        class Crashing(Henon):
+            name = "crashing"
+    """)
+    )
+    return f"{path}:Crashing", mark
+
+
+def _lost_then_retried(tmp_path, **parallel):
+    system, mark = _crashing_system(tmp_path)
+    out = tmp_path / "run"
+    first = run_compare(out, [system], MODELS, budget_per_model=5, progress=False,
+                        long_run=False, **parallel)  # fmt: skip
+    assert mark.exists(), "no worker loaded the file"
+    cells = ResultsStore(out / STORE_FILE).__enter__().cells()
+    lost = [k for k, v in cells.items() if v["status"] == LOST]
+    assert lost and first.failed == len(lost) and set(first.failed_cells) >= set(lost)
+    assert all("retries it" in cells[k]["reason"] for k in lost)
+    second = run_compare(out, [system], MODELS, budget_per_model=5, progress=False,
+                         long_run=False, **parallel)  # fmt: skip
+    assert second.ran == len(lost) and second.failed == 0 and not second.failed_cells
+    assert {v[0] for v in _scores(out).values()} == {"ok"}
+
+
+def test_a_dead_worker_process_makes_a_lost_cell_that_the_next_run_retries(tmp_path):
+    _lost_then_retried(tmp_path, workers=2)
+
+
+ray = pytest.importorskip("ray", reason="the ray extra (pip install 'diffdyn[ray]')")
+
+
+@pytest.fixture
+def local_ray():
+    """A local Ray instance for a test's grids (`--ray local` starts its own; a grid given an
+    instance already running uses it and leaves it running)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=200 * 1024**2)  # fmt: skip
+    yield
+    ray.shutdown()
+
+
+def test_ray_tasks_give_the_rows_of_one_process_and_retry_a_lost_cell(tmp_path, local_ray):
+    datasets = ["henon", "logistic"]
+    one, two = tmp_path / "one", tmp_path / "ray"
+    run_compare(one, datasets, MODELS, budget_per_model=5, progress=False, long_run=False)
+    summary = run_compare(two, datasets, MODELS, budget_per_model=5, progress=False,
+                          long_run=False, ray="auto")  # fmt: skip
+    assert summary.ran == 4 and summary.failed == 0
+    assert _scores(two) == _scores(one)
+    assert ray.is_initialized()  # a running instance is left as it was
+    (tmp_path / "crash").mkdir()
+    _lost_then_retried(tmp_path / "crash", ray="auto")
+
+
+def test_ray_refusals_are_one_line(tmp_path, monkeypatch):
+    runner = CliRunner()
+    out = tmp_path / "x"
+    result = runner.invoke(app, ["compare", "--systems", "henon", "--models", "persistence",
+                                 "--ray", "127.0.0.1:9", "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "cannot start or reach Ray" in result.output and "--ray local" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    result = runner.invoke(app, ["compare", "--systems", "henon", "--models", "persistence",
+                                 "--ray", "local", "-o", str(out)])  # fmt: skip
+    assert result.exit_code == 2 and "pip install 'diffdyn[ray]'" in result.output
+    assert not out.exists()
