@@ -105,3 +105,39 @@ def test_ray_refusals_are_one_line(tmp_path, monkeypatch):
                                  "--ray", "local", "-o", str(out)])  # fmt: skip
     assert result.exit_code == 2 and "pip install 'diffdyn[ray]'" in result.output
     assert not out.exists()
+
+
+def test_halving_plan_spends_the_total_in_equal_rounds():
+    from diffdyn.compare.grid import halving_rounds
+
+    plan = halving_rounds(14, 280.0)
+    assert [arms for arms, _ in plan] == [14, 7, 4, 2]
+    assert [arms * seconds for arms, seconds in plan] == pytest.approx([70.0] * 4)
+    assert halving_rounds(1, 10.0) == [(1, 10.0)]
+
+
+@pytest.mark.slow  # make test-slow: six trainings, each evaluated twice (about 60 s quiet)
+def test_successive_halving_drops_half_and_reports_the_rounds(tmp_path):
+    from diffdyn.compare import write_report
+
+    out = tmp_path / "run"
+    models = ["persistence", "tdnn", "rnn", "gru", "lstm"]
+    summary = run_compare(out, ["henon"], models, budget_per_model=3, progress=False,
+                          long_run=False, allocate="halving")  # fmt: skip
+    assert summary.ran == 5 and summary.failed == 0
+    with ResultsStore(out / STORE_FILE) as store:
+        cells = {k[1]: v for k, v in store.cells().items()}
+    assert "halving_round" not in cells["persistence"]  # closed form: no budget to share
+    rounds = sorted(int(cells[m]["halving_round"]) for m in models[1:])
+    assert rounds == [0, 0, 1, 1]
+    dropped = [m for m in models[1:] if cells[m]["halving_round"] == 0]
+    kept = [m for m in models[1:] if cells[m]["halving_round"] == 1]
+    assert all("dropped by successive halving" in cells[m]["note"] for m in dropped)
+    assert all(cells[m]["halving_budget_s"] == pytest.approx(1.5) for m in dropped)
+    assert all(cells[m]["train_seconds"] < 30 for m in kept)
+    assert all("validation_vpt" in cells[m] for m in models[1:])
+    write_report(out)
+    assert "Successive halving" in (out / "report.md").read_text()
+    again = run_compare(out, ["henon"], models, budget_per_model=3, progress=False,
+                        long_run=False, allocate="halving")  # fmt: skip
+    assert again.ran == 0

@@ -1417,6 +1417,15 @@ def compare_command(
             help="Under --protocol dysts: fine (100 points per period) or coarse (15).",
         ),
     ] = DYSTS_DEFAULT_GRANULARITY,
+    allocate: Annotated[
+        str,
+        typer.Option(
+            "--allocate",
+            help="How the grid's budget (models × --budget-per-model) is shared: equal (each "
+            "model the same) or halving (successive halving: all gradient-trained models "
+            "start small, the better half by validation VPT trains longer, round after round).",
+        ),
+    ] = "equal",
 ) -> None:
     """Train and rank models on systems or your data; write results.sqlite and a report.
 
@@ -1448,6 +1457,7 @@ def compare_command(
         ray=ray,
         protocol=protocol,
         granularity=granularity,
+        allocate=allocate,
     )
     paths = write_report(output)
     console = _console()

@@ -278,6 +278,7 @@ def cell_request(
         **({"irregular": dataset["irregular"]} if "irregular" in dataset else {}),
         **({"long_run": False} if dataset.get("long_run") == "no" else {}),
         **({"protocol": dataset["protocol"]} if "protocol" in dataset else {}),
+        **({"allocate": dataset["allocate"]} if "allocate" in dataset else {}),
         "model": model,
         "seed": seed,
         "budget_per_model": budget_per_model,
@@ -389,6 +390,7 @@ def run_compare(
     ray: str | None = None,
     protocol: str = DEFAULT_PROTOCOL,
     granularity: str = DYSTS_DEFAULT_GRANULARITY,
+    allocate: str = "equal",
 ) -> CompareSummary:
     """Run (or resume) a comparison grid in `out_dir`; return a summary.
 
@@ -441,6 +443,16 @@ def run_compare(
     names = resolve_models(models)
     sets = resolve_datasets(datasets)
     _check_protocol(protocol, granularity, sets)
+    if allocate not in ALLOCATIONS:
+        raise UnknownNameError(
+            f"unknown --allocate {allocate!r}.{did_you_mean(allocate, list(ALLOCATIONS))} Give "
+            "equal (every model the same budget) or halving (successive halving)."
+        )
+    if allocate == "halving" and protocol != DEFAULT_PROTOCOL:
+        raise DiffdynError(
+            f"--allocate halving ranks models by VPT on validation data; --protocol {protocol} "
+            "scores one forecast per system: use the equal allocation with it."
+        )
     for dataset in sets:
         if dataset["kind"] == "file" and irregular != "refuse":
             dataset["irregular"] = irregular
@@ -453,6 +465,10 @@ def run_compare(
         check_ray(ray)
     out = check_run_folder(out_dir)
     config = compare_config(sets, names, seeds, budget_per_model, threshold, lyapunov_exponent)
+    if allocate != "equal":
+        config["allocate"] = allocate
+        for dataset in sets:
+            dataset["allocate"] = allocate
     started = time.perf_counter()
     cells = [(d, m, s) for d in sets for s in range(seeds) for m in names]
     requests = {
@@ -464,21 +480,23 @@ def run_compare(
         done = store.reconcile(requests)
         todo = [c for c in cells if (c[0]["name"], c[1], c[2]) not in done]
         failed = 0
-        jobs = [
-            (out, dataset, model, seed, budget_per_model, threshold, lyapunov_exponent, devices)
-            for dataset, model, seed in _longest_first(todo)
-        ]
-        with (
-            _Progress(len(cells), len(cells) - len(todo), enabled=progress) as bar,
-            contextlib.closing(_cells(jobs, workers, bar, ray)) as results,
-        ):
-            for (dataset, model, seed), (metrics, artifacts) in results:
-                failed += metrics.get("status") != "ok"
-                key = (dataset["name"], model, seed)
-                store.write_cell(*key, metrics, artifacts, request=requests[key])
-                if on_cell is not None:
-                    on_cell(dataset["name"], model, seed, metrics)
-                bar.advance()
+        settings = (threshold, lyapunov_exponent, devices)
+        with _Progress(len(cells), len(cells) - len(todo), enabled=progress) as bar:
+            if allocate == "halving":
+                results = _run_halving(out, todo, names, budget_per_model, settings, workers,
+                                       bar, ray)  # fmt: skip
+            else:
+                jobs = [(out, dataset, model, seed, budget_per_model, *settings)
+                        for dataset, model, seed in _longest_first(todo)]  # fmt: skip
+                results = _cells(jobs, workers, bar, ray)
+            with contextlib.closing(results):
+                for (dataset, model, seed), (metrics, artifacts) in results:
+                    failed += metrics.get("status") != "ok"
+                    key = (dataset["name"], model, seed)
+                    store.write_cell(*key, metrics, artifacts, request=requests[key])
+                    if on_cell is not None:
+                        on_cell(dataset["name"], model, seed, metrics)
+                    bar.advance()
         recorded = store.cells()
         return CompareSummary(
             store=out / STORE_FILE,
@@ -491,6 +509,93 @@ def run_compare(
                 key for key in requests if recorded.get(key, {}).get("status", "ok") != "ok"
             ),
         )
+
+
+ALLOCATIONS = ("equal", "halving")
+HALVING_ROUND, VALIDATION_VPT = "halving_round", "validation_vpt"  # metrics of a halving cell
+VALIDATION_SEED_OFFSET = 104_729  # a halving validation trajectory: another start and key
+HALVING_VALIDATION_FRACTION = 0.2  # ... or a file's last training rows
+HALVING_STARTS = 20  # forecasts the validation VPT averages
+
+
+def halving_rounds(arms: int, total: float) -> list[tuple[int, float]]:
+    """Successive halving's plan (Karnin, Koren & Somekh 2013; Jamieson & Talwalkar 2016):
+    `[(models, seconds each)]` per round. ⌈log₂ n⌉ rounds share `total` equally; round r
+    trains the better ⌈n / 2^r⌉ of the previous round's models (by validation VPT) for
+    `total / (rounds · models)` seconds each, so every round costs the same and the last
+    two models get the longest budgets."""
+    rounds = max(1, math.ceil(math.log2(max(arms, 1))))
+    plan, left = [], arms
+    for _ in range(rounds):
+        plan.append((left, total / (rounds * left)))
+        left = max(1, math.ceil(left / 2))
+    return plan
+
+
+def _halving_jobs(
+    out: Path, todo: list[tuple], names: list[str], budget: float, settings: tuple
+) -> tuple[list[tuple], dict[tuple, list[tuple]], list[tuple[int, float]]]:
+    """Round 0 of successive halving: the closed-form models and persistence at the equal
+    budget (they fit in one solve), and the gradient-trained ones still to run in each
+    (dataset, seed) group at their round's budget. A resumed grid starts each group at the
+    round whose number of models is the number left."""
+    gradient = [m for m in names if model_spec(m).cls.fit_kind == "gradient"]
+    plan = halving_rounds(len(gradient), len(gradient) * budget)
+    jobs, groups = [], {}
+    for dataset, model, seed in todo:
+        if model not in gradient:
+            jobs.append((out, dataset, model, seed, budget, *settings))
+        else:
+            groups.setdefault((dataset["name"], seed), []).append((dataset, model, seed))
+    return jobs, groups, plan
+
+
+def _round_of(plan: list[tuple[int, float]], left: int) -> int:
+    return next((r for r, (arms, _) in enumerate(plan) if arms <= left), len(plan) - 1)
+
+
+def _run_halving(out, todo, names, budget, settings, workers, bar, ray):
+    """Yield every cell's `(key, (metrics, artifacts))` as successive halving decides it: a
+    model dropped after a round is recorded with that round's scores; the last round's
+    models are recorded with theirs and the long-run analysis."""
+    jobs, groups, plan = _halving_jobs(out, todo, names, budget, settings)
+    live = {group: cells for group, cells in groups.items() if cells}
+    start = {group: _round_of(plan, len(cells)) for group, cells in live.items()}
+    for r in range(len(plan)):
+        arms, seconds = plan[r]
+        last = r == len(plan) - 1
+        for group, cells in live.items():
+            if start[group] > r:
+                continue
+            for dataset, model, seed in cells:
+                marked = {**dataset, HALVING_ROUND: r}
+                if not last:
+                    marked["long_run"] = "no"  # the analysis is for the models that stay
+                jobs.append((out, marked, model, seed, seconds, *settings))
+        results: dict[tuple, list] = {}
+        jobs.sort(key=lambda job: model_spec(job[2]).cls.fit_kind != "gradient")
+        with contextlib.closing(_cells(jobs, workers, bar, ray)) as finished:
+            for (dataset, model, seed), outcome in finished:
+                metrics = outcome[0]
+                if dataset.get(HALVING_ROUND) is None or last:
+                    yield (dataset, model, seed), outcome
+                    continue
+                metrics["halving_budget_s"] = seconds
+                results.setdefault((dataset["name"], seed), []).append(
+                    ((dataset, model, seed), outcome)
+                )
+        jobs = []
+        nxt = plan[r + 1][0] if not last else 0
+        for group, ran in results.items():
+            ran.sort(key=lambda item: -float(item[1][0].get(VALIDATION_VPT, -1.0)))
+            keep, drop = ran[:nxt], ran[nxt:]
+            for (dataset, model, seed), outcome in drop:
+                why = f"dropped by successive halving after round {r + 1} of {len(plan)}"
+                outcome[0]["note"] = "; ".join(filter(None, [outcome[0].get("note"), why]))
+                clean = {k: v for k, v in dataset.items() if k != HALVING_ROUND}
+                yield (clean, model, seed), outcome
+            kept = {(m, s) for (_, m, s), _ in keep}
+            live[group] = [cell for cell in groups[group] if cell[1:] in kept]
 
 
 _CACHE: dict[Any, Any] = {}  # each process's simulated datasets (one system at a time)
@@ -849,9 +954,8 @@ def _train_and_score(
         lyapunov_exponent=lyapunov_exponent,
         devices=devices,
     )
-    eval_series, eval_source = (
-        _data(dataset, seed, True, cache) if dataset["kind"] == "system" else (series, source)
-    )
+    simulated = dataset["kind"] in ("system", "dysts")  # scored on a fresh trajectory
+    eval_series, eval_source = _data(dataset, seed, True, cache) if simulated else (series, source)
     result = evaluate_model(
         folder,
         eval_series,
@@ -862,9 +966,44 @@ def _train_and_score(
     if not math.isfinite(result.vpt.mean):
         raise DiffdynError("the valid prediction time is not finite")
     metrics = _cell_metrics(trained, result)
+    if dataset.get(HALVING_ROUND) is not None:  # a round of successive halving
+        metrics[HALVING_ROUND] = int(dataset[HALVING_ROUND])
+        metrics[VALIDATION_VPT] = _validation_vpt(folder, dataset, seed, trained, threshold,
+                                                  lyapunov_exponent, cache)  # fmt: skip
     if dataset.get("long_run") != "no":
         metrics.update(_long_run_metrics(folder, eval_series, eval_source, result, metrics))
     return metrics, _artifacts(folder, model, result, eval_series, eval_source, metrics)
+
+
+def _validation_vpt(
+    folder: Path,
+    dataset: dict[str, str],
+    seed: int,
+    trained: TrainResult,
+    threshold: float,
+    lyapunov_exponent: float | None,
+    cache: dict,
+) -> float:
+    """What successive halving ranks a model by: its mean VPT on validation data that neither
+    training nor the cell's score uses — a third trajectory of a system (another start and
+    key), or the last `HALVING_VALIDATION_FRACTION` of a file's training rows."""
+    if dataset["kind"] == "system":
+        series, _ = load_data(system=dataset["ref"], seed=seed + VALIDATION_SEED_OFFSET,
+                              fresh=True)  # fmt: skip
+    elif dataset["kind"] == "dysts":
+        series = dysts_series(dataset["ref"], granularity=DYSTS_DEFAULT_GRANULARITY,
+                              periods=DYSTS_DEFAULT_PERIODS,
+                              seed=seed + VALIDATION_SEED_OFFSET)  # fmt: skip
+    else:
+        whole, _ = _data(dataset, seed, False, cache)
+        start = held_out_start(trained.train_rows, HALVING_VALIDATION_FRACTION)
+        series = whole.slice(max(0, start - trained.training.context), trained.train_rows)
+    source = DataSource.of_series(series)
+    result = evaluate_model(
+        folder, series, source, threshold=threshold, lyapunov_exponent=lyapunov_exponent,
+        starts=HALVING_STARTS,
+    )  # fmt: skip
+    return float(result.vpt.mean) if math.isfinite(result.vpt.mean) else 0.0
 
 
 def _dysts_cell(

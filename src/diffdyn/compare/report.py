@@ -158,6 +158,32 @@ def _protocol_section(store: ResultsStore) -> list[str]:
     return md + [""]
 
 
+def halving_rounds_text(store: ResultsStore, dataset: str) -> str | None:
+    """The rounds of successive halving on `dataset` in words (`None` without halving)."""
+    rounds: dict[int, list[str]] = {}
+    budgets: dict[int, float] = {}
+    for (name, model, _seed), metrics in store.cells().items():
+        if name != dataset or metrics.get("halving_round") is None:
+            continue
+        r = int(metrics["halving_round"])
+        rounds.setdefault(r, []).append(model)
+        if "halving_budget_s" in metrics:
+            budgets[r] = float(metrics["halving_budget_s"])
+    if not rounds:
+        return None
+    last = max(rounds)
+    parts = []
+    for r in sorted(rounds):
+        models = ", ".join(sorted(set(rounds[r])))
+        budget = f" ({budgets[r]:.3g} s each)" if r in budgets else ""
+        verb = "trained longest" if r == last else "dropped"
+        parts.append(f"after round {r + 1}{budget} {verb}: {models}")
+    return (
+        "Successive halving (gradient-trained models; each round the better half by VPT on "
+        "validation data trains again with twice the budget): " + "; ".join(parts) + "."
+    )
+
+
 def _markdown_html(lines: list[str]) -> list[str]:
     """The few Markdown forms of `_protocol_section` as HTML: headings, tables, paragraphs."""
     out: list[str] = []
@@ -577,6 +603,10 @@ def _write_report(run_dir: Path, store: ResultsStore) -> Report:
                 "",
             ]
         md += [f"**Recommendation.** {advice}", ""]
+        halving = halving_rounds_text(store, dataset)
+        if halving:
+            md += [halving, ""]
+            body.append(f"<p>{html.escape(halving)}</p>")
         table = "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
         table += "</tr></thead><tbody>"
         for row in cells:
