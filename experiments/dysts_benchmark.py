@@ -5,7 +5,8 @@ Run: `.venv/bin/python experiments/dysts_benchmark.py [--systems 30] [--models .
 [--budget 10] [--granularity fine] [--workers 2]` (30 systems × 6 models: about 15–25 minutes
 on 2 cores). It runs `diffdyn compare --systems dysts:... --protocol dysts` through the library
 (`run_compare`, in `experiments/results/dysts_benchmark/`, resumable) and writes
-`experiments/results/dysts_benchmark.json`: each model's median sMAPE over the systems, the
+`experiments/results/dysts_benchmark.json` (`_multivariate` with `--protocol
+dysts-multivariate`): each model's median sMAPE over the systems, the
 published figures, the wall time, the machine's load.
 
 The systems are the first `--systems` of dysts' catalogue in alphabetical order
@@ -46,7 +47,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     systems = [f"dysts:{n}" for n in dysts_names()[: args.systems]]
-    out = RESULTS / "dysts_benchmark"
+    stem = "dysts_benchmark" + ("" if args.protocol == "dysts" else "_multivariate")
+    out = RESULTS / stem
     started = time.perf_counter()
     load_before = os.getloadavg()
     summary = run_compare(out, systems, args.models.split(","), budget_per_model=args.budget,
@@ -76,7 +78,7 @@ def main() -> None:
         "published": [p.to_json() for p in published_scores(granularity=granularity)],
         "published_source": PUBLISHED_SOURCE,
     }
-    path = RESULTS / "dysts_benchmark.json"
+    path = RESULTS / f"{stem}.json"
     atomic_write(path, lambda f: f.write(json.dumps(result, indent=2).encode()))
     for row in rows:
         print(f"{row.model:12s} median sMAPE {row.median_smape}  ({row.systems} systems, "
