@@ -59,7 +59,7 @@ def main() -> None:
     with ResultsStore(out / STORE_FILE, create=False) as store:
         protocol, granularity, rows = protocol_table(store)
     result = {
-        "what": "median sMAPE under the dysts forecasting protocol (experiments/dysts_benchmark.py)",
+        "what": "median sMAPE under the dysts forecasting protocol",
         "date": datetime.date.today().isoformat(),
         "diffdyn": __version__,
         "dysts": dysts_version(),
