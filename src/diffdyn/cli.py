@@ -1395,7 +1395,7 @@ def compare_command(
         typer.Option(
             "--ray",
             metavar="ADDRESS",
-            help="Run the cells as Ray tasks (pip install 'diffdyn[ray]'): --ray local on a "
+            help="Run the cells as Ray tasks (pip install 'diffdyn\\[ray]'): --ray local on a "
             "Ray instance started for the run with --workers CPUs; --ray auto or HOST:PORT on "
             "that running cluster (its nodes must see the run folder at the same path).",
         ),
