@@ -37,6 +37,9 @@ DURATIONS = {
     "narma10": 2e4,
     "mackey-glass": 50000.0,
     "kuramoto-sivashinsky": 20000.0,
+    "pendulum": 5000.0,
+    "cartpole": 5000.0,
+    "lorenz63-control": 5000.0,
 }
 
 

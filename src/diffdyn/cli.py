@@ -1934,3 +1934,87 @@ def discover_command(
     written += [f"plot drawn to {plot}"] if plot is not None else []
     if written:
         console.print(", ".join(written), soft_wrap=True, markup=False)
+
+
+# -- diffdyn control -------------------------------------------------------------------------
+@app.command(
+    "control",
+    epilog="Example: diffdyn control cartpole --task swing-up -o runs/cartpole    "
+    "(also: pendulum --task swing-up, lorenz63-control --task stabilise; your own system: "
+    "my_systems.py:MyFlow)",
+)
+def control_command(
+    system: Annotated[
+        str,
+        typer.Argument(
+            help="A controlled system (pendulum, cartpole, lorenz63-control) or FILE.py:CLASS."
+        ),
+    ],
+    task: Annotated[str, typer.Option("--task", help="swing-up, stabilise or track.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="New folder for the policy, result and figures.")
+    ],
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            help="Training wall-clock limit, compiling included: 90, 60s, 2m "
+            "(default: the task's)."
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(min=1, help="Training iterations (no time limit unless --budget)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_INT, help="Seed of policy and starts.")] = 0,
+    policy: Annotated[
+        str | None, typer.Option(help="linear or mlp (default: the task's).")
+    ] = None,
+    limit: Annotated[
+        float | None, typer.Option(help="Actuator limit |u| ≤ LIMIT (default: the system's).")
+    ] = None,
+    horizon: Annotated[
+        float | None, typer.Option(help="Episode length in time units (default: the task's).")
+    ] = None,
+    dt: Annotated[
+        float | None, typer.Option(help="Control step: u is held over it (default: the task's).")
+    ] = None,
+    truncation: Annotated[
+        int | None,
+        typer.Option(min=1, help="Cut the gradient through the state every N control steps."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="NAME=VALUE", help="System parameter, repeatable."),
+    ] = None,
+) -> None:
+    """Train a controller by gradients through the closed-loop simulation.
+
+    A policy (linear feedback or an MLP, saturated smoothly at the actuator limit) is trained
+    on a batch of initial states; the cost is printed with the progress bar, then the
+    success rate on fresh starts. Writes DIR/policy.eqx, result.json, cost.png,
+    trajectory.png and, for the pendulum and cart-pole, animation.gif.
+    """
+    from .control import control_to_folder
+
+    result = control_to_folder(
+        system, output, task=task, budget=parse_budget(budget), steps=steps, seed=seed,
+        policy=policy, limit=limit, horizon=horizon, dt=dt, truncation=truncation,
+        params=parse_assignments(param or []), progress=f"control {system} {task}",
+    )  # fmt: skip
+    found = result.evaluation
+    table = Table(box=box.SIMPLE)
+    for column in ("task", "policy", "iterations", "rollouts", "seconds", "final cost",
+                   "success", "max |u|"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("task", "policy") else "right")
+    limit_text = "" if found.limit is None else f" (limit {found.limit:g})"
+    table.add_row(
+        f"{result.task} {result.system}", f"{result.policy_kind} ({result.parameters})",
+        str(result.iterations), str(result.rollouts), f"{result.seconds:.1f}",
+        f"{result.final_cost:.4g}",
+        f"{100 * found.success_rate:.0f} % of {found.episodes}",
+        f"{found.max_abs_control:.3g}{limit_text}",
+    )  # fmt: skip
+    console = _console()
+    console.print(table)
+    console.print(f"success: {found.criterion}; written to {output}", soft_wrap=True,
+                  markup=False)  # fmt: skip

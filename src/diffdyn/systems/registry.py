@@ -18,6 +18,7 @@ from types import ModuleType
 
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
 from .base import AbstractSystem
+from .cartpole import CartPole
 from .chua import Chua
 from .double_pendulum import DoublePendulum
 from .duffing import Duffing
@@ -26,10 +27,12 @@ from .ikeda import Ikeda
 from .kuramoto_sivashinsky import KuramotoSivashinsky
 from .logistic import Logistic
 from .lorenz63 import Lorenz63
+from .lorenz63_control import Lorenz63Control
 from .lorenz96 import Lorenz96
 from .lotka_volterra import LotkaVolterra
 from .mackey_glass import MackeyGlass
 from .narma import Narma10
+from .pendulum import Pendulum
 from .rossler import Rossler
 from .van_der_pol import VanDerPol
 
@@ -50,6 +53,9 @@ SYSTEMS: dict[str, type[AbstractSystem]] = {
         Narma10,
         MackeyGlass,
         KuramotoSivashinsky,
+        Pendulum,
+        CartPole,
+        Lorenz63Control,
     )
 }
 

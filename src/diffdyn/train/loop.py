@@ -763,9 +763,9 @@ def train(
             state.seconds = seconds_before + clock.elapsed()
             if state.failures > max_failures:
                 raise TrainingError(
-                    f"training diverged: {state.failures} steps had a non-finite loss or "
-                    f"gradient even after scaling the updates down to {state.update_scale:.2g}"
-                    f" of their size; {divergence_advice}"
+                    f"training diverged at step {state.step}: {state.failures} steps had a "
+                    f"non-finite loss or gradient even after scaling the updates down to "
+                    f"{state.update_scale:.2g} of their size; {divergence_advice}"
                 )
             bar.update(
                 state.step,
