@@ -32,17 +32,8 @@ def bench():
 
 
 @pytest.fixture(scope="module")
-def problem(bench, implicit_rank_promotion):
+def problem(bench):
     return bench.make_problem("pendulum", horizon=1.0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def implicit_rank_promotion():
-    # diffdyn.control broadcasts implicitly (`InitialStates.sample`: spread [n] · noise
-    # [count, n]; `Cost`: weights [f] · errors [T, f]), which this suite's strict setting
-    # refuses; allowed here, for the library's code, until those broadcasts are explicit.
-    with jax.numpy_rank_promotion("allow"):
-        yield
 
 
 def test_objective_is_the_library_loss(bench, problem):
