@@ -796,6 +796,13 @@ def _ray_cells(
         }
         if address == RAY_LOCAL:
             settings.update(num_cpus=workers, object_store_memory=RAY_OBJECT_STORE_BYTES)
+            if "OMP_NUM_THREADS" not in os.environ:
+                # Ray sets OMP_NUM_THREADS=1 in its workers, which changes how NumPy's BLAS
+                # splits a sum, and so the last bits of an ESN's reservoir scaling and (the
+                # model being chaotic) its scores: workers keep the driver's threading, so a
+                # cell gives the numbers it gives in a local process.
+                threads = str(os.cpu_count() or 1)
+                settings["runtime_env"] = {"env_vars": {"OMP_NUM_THREADS": threads}}
         else:
             settings["address"] = address
         try:
