@@ -20,14 +20,11 @@ import json
 import os
 import platform
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
-DIFFDYN = Path(sys.executable).parent / "diffdyn"
+from compare_parallel import RESULTS, timed_compare
+
 MODELS = "persistence,tdnn,rnn,gru,lstm,neural-ode,transformer,seq2seq"
 
 
@@ -52,20 +49,11 @@ def main() -> None:
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for allocate in ("equal", "halving"):
-            out, cache = Path(tmp) / allocate, Path(tmp) / f"cache-{allocate}"
-            cache.mkdir()
-            command = [str(DIFFDYN), "compare", "--models", args.models, "--budget-per-model",
-                       args.budget, "--allocate", allocate, "-o", str(out)]  # fmt: skip
-            load = os.getloadavg()[0]
-            started = time.perf_counter()
-            done = subprocess.run(command, env={**os.environ, "DIFFDYN_CACHE_DIR": str(cache)},
-                                  capture_output=True, text=True)  # fmt: skip
-            seconds = time.perf_counter() - started
-            if done.returncode != 0:
-                raise SystemExit(f"{allocate} failed ({done.returncode}): {done.stderr[-2000:]}")
+            options = ["--models", args.models, "--budget-per-model", args.budget,
+                       "--allocate", allocate]  # fmt: skip
+            out, seconds, load = timed_compare(allocate, Path(tmp), options)
             runs[allocate] = {"seconds": seconds, "load_before": load,
                               "cells": _cells(out / "results.sqlite")}  # fmt: skip
-            print(f"{allocate}: {seconds:.0f} s (load {load:.1f})", flush=True)
     best = {}
     for system in runs["equal"]["cells"]:
         best[system] = {}

@@ -49,6 +49,24 @@ def _rows(store: Path) -> dict[str, dict[str, float | str | None]]:
     return out
 
 
+def timed_compare(name: str, tmp: Path, options: list[str]) -> tuple[Path, float, float]:
+    """One `diffdyn compare OPTIONS -o TMP/NAME` process with its own empty compilation cache
+    (so no run profits from another's compiling): its run folder, wall seconds and the load
+    average before it. A failing grid ends the study with its stderr."""
+    out, cache = tmp / name, tmp / f"cache-{name}"
+    cache.mkdir()
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    done = subprocess.run([str(DIFFDYN), "compare", *options, "-o", str(out)],
+                          env={**os.environ, "DIFFDYN_CACHE_DIR": str(cache)},
+                          capture_output=True, text=True)  # fmt: skip
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr[-2000:]}")
+    print(f"{name}: {seconds:.0f} s (load {load:.1f})", flush=True)
+    return out, seconds, load
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=MODELS)
@@ -58,23 +76,13 @@ def main() -> None:
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
-            out, cache = Path(tmp) / name, Path(tmp) / f"cache-{name}"
-            cache.mkdir()
-            command = [str(DIFFDYN), "compare", "--models", args.models, "--budget-per-model",
-                       args.budget, *CONFIGURATIONS[name], "-o", str(out)]  # fmt: skip
-            load = os.getloadavg()[0]
-            started = time.perf_counter()
-            done = subprocess.run(command, env={**os.environ, "DIFFDYN_CACHE_DIR": str(cache)},
-                                  capture_output=True, text=True)  # fmt: skip
-            seconds = time.perf_counter() - started
-            if done.returncode != 0:
-                raise SystemExit(f"{name} failed ({done.returncode}): {done.stderr[-2000:]}")
+            options = ["--models", args.models, "--budget-per-model", args.budget]
+            out, seconds, load = timed_compare(name, Path(tmp), options + CONFIGURATIONS[name])
             runs[name] = {
                 "seconds": seconds,
                 "load_before": load,
                 "rows": _rows(out / "results.sqlite"),
             }
-            print(f"{name}: {seconds:.0f} s (load {load:.1f})", flush=True)
     serial = runs.get("serial")
     closed = {"persistence", "ngrc", "esn"}
     summary = {}
