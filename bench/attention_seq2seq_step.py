@@ -369,6 +369,12 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
     runners = {"diffdyn_core": core}
     steps = {"diffdyn_core": K}
     core_runs = {"diffdyn_core": core_last}
+    # `-p unroll=true`: the decoder's loops unrolled (faster steps, twice the compile time).
+    unrolled = build(size, unroll=True)
+    runners["diffdyn_core_unrolled"], core_runs["diffdyn_core_unrolled"] = core_runner(
+        unrolled, core_loss, (context, target), optimiser, steps=K
+    )
+    steps["diffdyn_core_unrolled"] = K
     runners |= pair_runners(model, size, context_np, target_np)
     runners["diffdyn_step"] = runners.pop("diffdyn")
     two = f"diffdyn_core_{DEVICES}_devices"
@@ -413,7 +419,7 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
             "ratio": medians["torch"] / medians[name],
             "target_met": bool(medians["torch"] / medians[name] >= 3.0),
         }
-        for name in ("diffdyn_core", two, "diffdyn_step")
+        for name in ("diffdyn_core", "diffdyn_core_unrolled", two, "diffdyn_step")
         if name in medians
     }
     ratio = {

@@ -56,6 +56,11 @@ class AttentionEncoderDecoder(AbstractForecaster):
       not extend far beyond them (on Lorenz-63, 120 s of training gave VPT 0.57 ± 0.21
       Lyapunov times without re-encoding, 2.93 ± 1.1 with it; docs/attention.md), while
       chunks it was trained on carry the forecast to any horizon.
+    - `unroll`: unroll the decoder's loop over a chunk (and the loop over ≤ 4 chunks) when it
+      has at most 20 steps. Off by default: on 2 cores (2026-12-01) it made a training step
+      about 15 % faster but doubled its compile time (5.1 s against 2.8 s), which a
+      budget-limited run (`compare`'s 20 s cells) pays out of its training; turn it on for
+      long training runs (`-p unroll=true`).
 
     **Returns** `(forecast [horizon, dim], {"attention": [horizon, context]})`; row i of the
     alignment is the weight each step of the encoded window gets when forecasting step i (rows
@@ -85,6 +90,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
     readout: eqx.nn.Linear
     cell: str = eqx.field(static=True)
     reencode: int = eqx.field(static=True)
+    unroll: bool = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     exog_dim: int = eqx.field(static=True)
 
@@ -99,6 +105,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
         score: str = "additive",
         attention: int = 0,
         reencode: int = 10,
+        unroll: bool = False,
     ):
         if reencode < 0:
             raise DiffdynError(
@@ -127,6 +134,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
         )  # fmt: skip
         self.cell = cell
         self.reencode = reencode
+        self.unroll = bool(unroll)
         self.dim = dim
         self.exog_dim = exog_dim
 
@@ -161,12 +169,12 @@ class AttentionEncoderDecoder(AbstractForecaster):
             return (state, y), (y, weights)
 
         start = (self._initial_state(annotations), window[-1])
-        # The decoder stays a loop (not unrolled): unrolling a 10-step chunk made the training
-        # step at most 15 % faster but doubled its compile time (5.1 s against 2.8 s on 2 cores,
-        # 2026-12-01), and in compare's 20 s budgets, with two workers compiling at once, the
-        # unrolled model compiled for 15-20 s and trained one step.
-        _, (forecast, weights) = jax.lax.scan(step, start, exog_window[n_context - 1 :],
-                                              length=steps)  # fmt: skip
+        # Unrolled only on request (`unroll`): in compare's 20 s budgets, with two workers
+        # compiling at once, the unrolled model compiled for 15-20 s and trained one step.
+        unroll = steps if self.unroll and steps <= 20 else 1
+        _, (forecast, weights) = jax.lax.scan(
+            step, start, exog_window[n_context - 1 :], length=steps, unroll=unroll
+        )
         return forecast, weights
 
     def __call__(self, context, exog=None, *, horizon, key=None):
@@ -190,7 +198,8 @@ class AttentionEncoderDecoder(AbstractForecaster):
             window = jnp.concatenate([window, forecast])[-n_context:]
             return window, (forecast, weights)
 
-        _, (forecast, weights) = jax.lax.scan(chunk, context, jnp.arange(chunks))
+        unroll = chunks if self.unroll and chunks <= 4 else 1
+        _, (forecast, weights) = jax.lax.scan(chunk, context, jnp.arange(chunks), unroll=unroll)
         forecast = forecast.reshape(chunks * every, self.dim)[:horizon]
         weights = weights.reshape(chunks * every, n_context)[:horizon]
         return forecast, {"attention": weights}
@@ -200,7 +209,14 @@ register_model(
     ModelSpec(
         "seq2seq-attention",
         AttentionEncoderDecoder,
-        {"cell": "gru", "hidden": 32, "score": "additive", "attention": 0, "reencode": 10},
+        {
+            "cell": "gru",
+            "hidden": 32,
+            "score": "additive",
+            "attention": 0,
+            "reencode": 10,
+            "unroll": False,
+        },
         "bidirectional RNN encoder + attention decoder (Bahdanau; tutorial eqs. 6–10)",
         training={"context": 32, "horizon": 20, "strategy": "curriculum", "learning_rate": 2e-3},
     )
