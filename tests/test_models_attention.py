@@ -162,3 +162,24 @@ def test_cli_refuses_bad_attention_settings_before_anything_is_made(args, messag
     result = run("train", "--system", "henon", "--steps", "400", *args, "-o", folder)
     assert_one_line_error(result, message)
     assert not folder.exists()
+
+
+def test_unrolling_changes_neither_forecast_nor_gradient(getkey):
+    """`unroll=True` compiles the same computation unrolled: same forecast, same gradient."""
+    key, data = getkey(), getkey()
+    looped, unrolled = _model(key), _model(key, unroll=True)
+    assert not looped.unroll and unrolled.unroll
+    context = jax.random.normal(data, (CONTEXT, DIM))
+
+    def loss(m):  # 25 steps: 3 re-encoding chunks of 10, the last one padded
+        forecast, aux = m(context, horizon=25)
+        return jnp.sum(jnp.sin(forecast)), (forecast, aux["attention"])
+
+    outs = [eqx.filter_jit(eqx.filter_value_and_grad(loss, has_aux=True))(m)
+            for m in (looped, unrolled)]  # fmt: skip
+    (value_a, (forecast_a, weights_a)), grad_a = outs[0]
+    (value_b, (forecast_b, weights_b)), grad_b = outs[1]
+    np.testing.assert_allclose(forecast_a, forecast_b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weights_a, weights_b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(grad_a), jax.tree_util.tree_leaves(grad_b)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
