@@ -37,10 +37,6 @@ Setting (issue 18's target):
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -49,10 +45,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _record import write_record
 
-from diffdyn import __version__
 from diffdyn.control import RolloutCost, make_task, train_controller
-from diffdyn.files import atomic_write
 from diffdyn.systems import get_system, simulate
 
 RESULTS = Path(__file__).parent / "results" / "control_lorenz.json"
@@ -178,18 +173,7 @@ def main() -> None:
             f"{out['training']['iterations']} steps in {out['training']['seconds']:.0f} s",
             flush=True,
         )
-    record["machine"] = {
-        "cpu_count": os.cpu_count(),
-        "load_average_1_5_15min": list(os.getloadavg()),
-        "platform": platform.platform(),
-        "jax": jax.__version__,
-        "diffdyn": __version__,
-    }
-    record["date"] = datetime.date.today().isoformat()
-    record["total_seconds"] = time.perf_counter() - started
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(RESULTS, lambda f: f.write(text.encode()))
-    print(f"wrote {RESULTS}")
+    write_record(RESULTS, record, started)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,6 @@ Setting (issue 18's target):
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,11 +43,10 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _record import write_record
 from jaxtyping import Array, Float
 
-from diffdyn import __version__
 from diffdyn.control import evaluate_controller, make_task, train_controller
-from diffdyn.files import atomic_write
 from diffdyn.identify import identify
 from diffdyn.systems import AbstractFlow, param, simulate
 from diffdyn.systems.pendulum import Pendulum
@@ -196,18 +191,7 @@ def main() -> None:
         ),
         "swings_up_means": "≥ 90 % of the 100 fresh starts on the true pendulum succeed",
     }
-    record["machine"] = {
-        "cpu_count": os.cpu_count(),
-        "load_average_1_5_15min": list(os.getloadavg()),
-        "platform": platform.platform(),
-        "jax": jax.__version__,
-        "diffdyn": __version__,
-    }
-    record["date"] = datetime.date.today().isoformat()
-    record["total_seconds"] = time.perf_counter() - started
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(RESULTS, lambda f: f.write(text.encode()))
-    print(f"wrote {RESULTS}")
+    write_record(RESULTS, record, started)
 
 
 if __name__ == "__main__":

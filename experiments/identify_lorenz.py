@@ -26,10 +26,6 @@ Setting (issue 14's target):
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -37,9 +33,8 @@ from typing import Any
 
 import jax
 import numpy as np
+from _record import write_record
 
-from diffdyn import __version__
-from diffdyn.files import atomic_write
 from diffdyn.identify import identify
 from diffdyn.systems import Lorenz63, simulate
 
@@ -147,18 +142,7 @@ def main() -> None:
     record["single_shooting_fails_where_multiple_shooting_succeeds"] = bool(
         record["single_shooting"]["fails_on_every_seed"] and record["all_observed"]["target_met"]
     )
-    record["machine"] = {
-        "cpu_count": os.cpu_count(),
-        "load_average_1_5_15min": list(os.getloadavg()),
-        "platform": platform.platform(),
-        "jax": jax.__version__,
-        "diffdyn": __version__,
-    }
-    record["date"] = datetime.date.today().isoformat()
-    record["total_seconds"] = time.perf_counter() - started
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(RESULTS, lambda f: f.write(text.encode()))
-    print(f"wrote {RESULTS}")
+    write_record(RESULTS, record, started)
 
 
 if __name__ == "__main__":
