@@ -32,6 +32,7 @@ from diffdyn.systems import (
     simulate,
 )
 from diffdyn.train import TrainingError, load_module, save_module
+from user_systems import Blowup
 
 CONTROLLED = ["pendulum", "cartpole", "lorenz63-control"]
 
@@ -256,18 +257,6 @@ def test_evaluation_of_an_uncontrolled_pendulum_fails():
 
 
 def test_a_rollout_that_blows_up_is_named_with_its_iteration(tmp_path):
-    from diffdyn.systems import AbstractControlledFlow
-
-    class Blowup(AbstractControlledFlow):
-        name = "blowup"
-        y0 = (10.0,)
-        variable_names = ("x",)
-        control_target = (10.0,)
-        dt = 0.25
-
-        def controlled_field(self, t, state, u):
-            return state**2 + u
-
     system = Blowup()
     task = make_task("stabilise", system)
     with pytest.raises(TrainingError, match="diverged at iteration 0"):

@@ -1,7 +1,7 @@
 """`diffdyn control`: the folder it writes, and its one-line errors (nothing written)."""
 
 import json
-import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -31,29 +31,7 @@ def test_control_writes_the_folder(tmp_path):
     assert_one_line_error(again, "not empty")
 
 
-BLOWUP = """
-from diffdyn.systems import AbstractControlledFlow
-
-
-class Blowup(AbstractControlledFlow):
-    name = "blowup"
-    y0 = (10.0,)
-    variable_names = ("x",)
-    control_target = (10.0,)
-    dt = 0.25
-
-    def controlled_field(self, t, state, u):
-        return state**2 + u
-
-
-class Free(AbstractControlledFlow):
-    name = "free"
-    y0 = (1.0,)
-    control_target = (1.0,)
-
-    def controlled_field(self, t, state, u):
-        return -state + u
-"""
+USER_SYSTEMS = Path(__file__).parent / "user_systems.py"  # Blowup, Free
 
 
 @pytest.mark.parametrize(
@@ -76,10 +54,9 @@ class Free(AbstractControlledFlow):
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(args, fragments, tmp_path):
-    (tmp_path / "mine.py").write_text(textwrap.dedent(BLOWUP))
-    args = [a.replace("FILE", str(tmp_path / "mine.py")) for a in args]
+    args = [a.replace("FILE", str(USER_SYSTEMS)) for a in args]
     out = tmp_path / "out"
     result = run("control", *args, "-o", out)
     assert_one_line_error(result, *fragments)
     assert not out.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.py"]
+    assert list(tmp_path.iterdir()) == []

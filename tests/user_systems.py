@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from diffdyn.systems import AbstractFlow, AbstractMap, param
+from diffdyn.systems import AbstractControlledFlow, AbstractFlow, AbstractMap, param
 
 
 class Brusselator(AbstractFlow):
@@ -23,3 +23,24 @@ class Tent(AbstractMap):
 
     def step(self, state, exog):
         return self.mu * jnp.minimum(state, 1 - state)
+
+
+# Controlled systems for `diffdyn control`: one that blows up, one no task supports.
+class Blowup(AbstractControlledFlow):
+    name = "blowup"
+    y0 = (10.0,)
+    variable_names = ("x",)
+    control_target = (10.0,)
+    dt = 0.25
+
+    def controlled_field(self, t, state, u):
+        return state**2 + u
+
+
+class Free(AbstractControlledFlow):
+    name = "free"
+    y0 = (1.0,)
+    control_target = (1.0,)
+
+    def controlled_field(self, t, state, u):
+        return -state + u
