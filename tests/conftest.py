@@ -1,3 +1,5 @@
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -5,6 +7,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from diffdyn.compilation import enable_compilation_cache
+from diffdyn.resources import pin_process, worker_cpus
 
 # Strict checks, as in Equinox/Diffrax's test suites: implicit rank promotion is a bug.
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -12,6 +15,25 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # models, shapes and solvers are compiled by many tests): DIFFDYN_CACHE_DIR=off to test
 # without it.
 enable_compilation_cache()
+# Each test process (pytest-xdist's gw0, gw1, ...) on its own share of the CPUs, as compare's
+# workers are (`worker_cpus`): XLA's threads of two processes on every core contend.
+ALL_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and ALL_CPUS:
+    _COUNT = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    pin_process(worker_cpus(int(_WORKER[2:]), _COUNT, ALL_CPUS))
+
+
+@pytest.fixture
+def all_cpus():
+    """Run a test on every CPU the suite started with (what the processes it starts see),
+    restoring this test process's share afterwards."""
+    mine = os.sched_getaffinity(0)
+    pin_process(set(ALL_CPUS))
+    try:
+        yield ALL_CPUS
+    finally:
+        pin_process(mine)
 
 
 @pytest.fixture

@@ -66,6 +66,48 @@ def test_a_dead_worker_process_makes_a_lost_cell_that_the_next_run_retries(tmp_p
     _lost_then_retried(tmp_path, workers=2)
 
 
+def test_worker_cpus_share_the_cores_without_overlap():
+    from diffdyn.resources import worker_cpus
+
+    assert [worker_cpus(i, 2, [0, 1]) for i in range(2)] == [{0}, {1}]
+    assert worker_cpus(2, 2, [0, 1]) == {0}  # a restarted worker takes a slot again
+    assert [worker_cpus(i, 3, [0, 1]) for i in range(3)] == [{0}, {1}, {0}]
+    shares = [worker_cpus(i, 3, list(range(8))) for i in range(3)]
+    assert shares == [{0, 1}, {2, 3, 4}, {5, 6, 7}]
+    assert worker_cpus(0, 1, [4, 5]) == {4, 5}
+
+
+def test_each_worker_process_runs_on_its_own_share_of_the_cpus(tmp_path, all_cpus):
+    if len(all_cpus) < 2:
+        pytest.skip("needs a platform with CPU affinity and two CPUs")
+    record = tmp_path / "affinity"
+    path = tmp_path / "recording.py"
+    path.write_text(
+        textwrap.dedent(f"""
+        import os
+        from diffdyn.systems.henon import Henon
+
+        if os.getpid() != {os.getpid()}:
+            with open({str(record)!r}, "a") as f:
+                cpus = " ".join(map(str, sorted(os.sched_getaffinity(0))))
+                f.write(f"{{os.getpid()}}:{{cpus}}\\n")
+
+        class Recording(Henon):
+            name = "recording"
+    """)
+    )
+    summary = run_compare(tmp_path / "run", [f"{path}:Recording"], MODELS, budget_per_model=5,
+                          progress=False, long_run=False, workers=2)  # fmt: skip
+    assert summary.failed == 0
+    from diffdyn.resources import worker_cpus
+
+    expected = [worker_cpus(i, 2, all_cpus) for i in range(2)]
+    lines = dict(line.split(":") for line in record.read_text().splitlines())  # by worker
+    shares = [set(map(int, text.split())) for text in lines.values()]
+    assert shares and all(share in expected for share in shares), (shares, expected)
+    assert len(shares) == 1 or not shares[0] & shares[1]
+
+
 ray = pytest.importorskip("ray", reason="the ray extra (pip install 'diffdyn[ray]')")
 
 

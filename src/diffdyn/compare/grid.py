@@ -62,6 +62,7 @@ from ..train.checkpoint import read_sidecar
 from ..train.data_source import TEST_FRACTION
 from ..train.devices import use_devices
 from ..train.training import check_train_request
+from ..resources import pin_process, worker_cpus
 from .store import STORE_FILE, ResultsStore
 
 DEFAULT_SYSTEMS = ("lorenz63", "mackey-glass")
@@ -71,7 +72,8 @@ DEFAULT_MODELS = ("all",)
 # with the long-run columns and 17 models 7 min 52 s (34 cells, load 2-4, empty cache).
 DEFAULT_BUDGET = 20.0
 # Cells side by side in the command's default: one per core, at most two (measured on 2 cores:
-# compiling is single-threaded, so a second cell fills the idle core).
+# compiling is single-threaded, so a second cell fills the idle core), each worker pinned to
+# its own core (`worker_cpus`).
 DEFAULT_WORKERS = max(1, min(2, os.cpu_count() or 1))
 MODELS_FOLDER = "models"
 # How a cell is scored: `default` (a fresh trajectory of a system, or a file's held-out end:
@@ -607,12 +609,30 @@ _CACHE: dict[Any, Any] = {}  # each process's simulated datasets (one system at 
 PARENT_CHECK_SECONDS = 0.5
 
 
-def _worker_started(driver: int | None = None, cache: str | None = None) -> None:
+def _pin_worker(counter: Any, workers: int) -> None:
+    """Keep this worker on its share of the CPUs (`worker_cpus`), its slot the next value of
+    the pool's shared `counter`; where the platform cannot, it runs unpinned."""
+    if counter is None or not hasattr(os, "sched_getaffinity"):
+        return
+    with counter.get_lock():
+        slot = counter.value
+        counter.value += 1
+    pin_process(worker_cpus(slot, workers, sorted(os.sched_getaffinity(0))))
+
+
+def _worker_started(
+    driver: int | None = None,
+    cache: str | None = None,
+    counter: Any = None,
+    workers: int = 1,
+) -> None:
     """Set up a spawned worker: Ctrl-C (SIGINT reaches every process of the terminal's group)
     is the driver's to handle, and SIGTERM, how the driver stops a worker, ends it at once,
     even inside compiled code; the driver then removes what its cell left. A worker shares
     the driver's compilation cache (`cache`, its folder), so a program compiled by one worker
-    is loaded by the others."""
+    is loaded by the others, and runs on its own share of the CPUs (`worker_cpus`; `counter`
+    hands out the slots), set before its JAX starts computing."""
+    _pin_worker(counter, workers)
     if cache:
         enable_compilation_cache(cache)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -682,11 +702,12 @@ def _cells(
     from concurrent.futures.process import BrokenProcessPool
 
     def new_pool() -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
             workers,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_worker_started,
-            initargs=(os.getpid(), active_cache_folder()),
+            initargs=(os.getpid(), active_cache_folder(), context.Value("i", 0), workers),
         )
 
     pool = new_pool()
