@@ -48,6 +48,7 @@ from ..errors import DataError, DiffdynError, UnknownNameError, did_you_mean, st
 from ..files import folder_lock
 from ..models.registry import MODELS, model_spec
 from ..options import check_number
+from ..resources import pin_process, worker_cpus
 from ..systems.registry import SYSTEMS, file_reference, is_file_reference, system_class
 from ..train import (
     DataSource,
@@ -62,7 +63,6 @@ from ..train.checkpoint import read_sidecar
 from ..train.data_source import TEST_FRACTION
 from ..train.devices import use_devices
 from ..train.training import check_train_request
-from ..resources import pin_process, worker_cpus
 from .store import STORE_FILE, ResultsStore
 
 DEFAULT_SYSTEMS = ("lorenz63", "mackey-glass")
