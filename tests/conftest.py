@@ -1,6 +1,9 @@
 import os
 
-import jax
+# As the `diffdyn` command does (`diffdyn.entry.BLAS_THREADS`), before SciPy loads OpenBLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 import pytest

@@ -77,9 +77,10 @@ def test_worker_cpus_share_the_cores_without_overlap():
     assert worker_cpus(0, 1, [4, 5]) == {4, 5}
 
 
-def test_each_worker_process_runs_on_its_own_share_of_the_cpus(tmp_path, all_cpus):
+def test_each_worker_process_runs_on_its_own_share_of_the_cpus(tmp_path, all_cpus, monkeypatch):
     if len(all_cpus) < 2:
         pytest.skip("needs a platform with CPU affinity and two CPUs")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)  # a grid started from Python
     record = tmp_path / "affinity"
     path = tmp_path / "recording.py"
     path.write_text(
@@ -90,7 +91,8 @@ def test_each_worker_process_runs_on_its_own_share_of_the_cpus(tmp_path, all_cpu
         if os.getpid() != {os.getpid()}:
             with open({str(record)!r}, "a") as f:
                 cpus = " ".join(map(str, sorted(os.sched_getaffinity(0))))
-                f.write(f"{{os.getpid()}}:{{cpus}}\\n")
+                blas = os.environ.get("OPENBLAS_NUM_THREADS")
+                f.write(f"{{os.getpid()}}:{{cpus}}:{{blas}}\\n")
 
         class Recording(Henon):
             name = "recording"
@@ -102,10 +104,15 @@ def test_each_worker_process_runs_on_its_own_share_of_the_cpus(tmp_path, all_cpu
     from diffdyn.resources import worker_cpus
 
     expected = [worker_cpus(i, 2, all_cpus) for i in range(2)]
-    lines = dict(line.split(":") for line in record.read_text().splitlines())  # by worker
-    shares = [set(map(int, text.split())) for text in lines.values()]
+    lines = {
+        pid: rest for pid, *rest in (line.split(":") for line in record.read_text().splitlines())
+    }
+    shares = [set(map(int, cpus.split())) for cpus, _ in lines.values()]
     assert shares and all(share in expected for share in shares), (shares, expected)
     assert len(shares) == 1 or not shares[0] & shares[1]
+    # one BLAS thread each (two spinning on one pinned core are slow), the driver's left unset
+    assert {blas for _, blas in lines.values()} == {"1"}
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
 
 
 ray = pytest.importorskip("ray", reason="the ray extra (pip install 'diffdyn[ray]')")

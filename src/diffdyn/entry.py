@@ -13,6 +13,16 @@ import os
 import signal
 import sys
 
+# One BLAS thread per process, read when NumPy and SciPy load OpenBLAS (jaxlib's CPU linear
+# algebra, the ridge readouts' QR and SVD, runs in SciPy's): parallelism comes from processes
+# (`compare --workers`, each pinned to its own core) and XLA. OpenBLAS's threads spin while they
+# wait, so two of them on one pinned core slowed an ESN fit from 2 s to 15-18 s beside another
+# worker; one thread was also the faster alone (2.67 s against 2.84 s on 2 cores). The driver
+# and its workers then split sums alike, so a closed-form model's row is the same bit for bit
+# whichever process fits it (a thread count changes the last bits of the QR, and a chaotic
+# forecast carries them). A value the user sets is kept.
+BLAS_THREADS = "OPENBLAS_NUM_THREADS"
+
 
 def _stopped_while_starting(signum, frame) -> None:
     terminated = signum == signal.SIGTERM
@@ -27,6 +37,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _stopped_while_starting)
     # A background job starts with SIGINT ignored; `kill -INT` should stop it all the same.
     signal.signal(signal.SIGINT, _stopped_while_starting)
+    os.environ.setdefault(BLAS_THREADS, "1")
     from .cli import main as cli_main
 
     cli_main()

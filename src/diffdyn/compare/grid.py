@@ -44,6 +44,7 @@ from ..data.dysts_source import (
 from ..data.sampling import check_irregular
 from ..data.split import held_out_start
 from ..dysts_protocol import dysts_task, score_dysts
+from ..entry import BLAS_THREADS
 from ..errors import DataError, DiffdynError, UnknownNameError, did_you_mean, stop_if_terminated
 from ..files import folder_lock
 from ..models.registry import MODELS, model_spec
@@ -710,6 +711,10 @@ def _cells(
             initargs=(os.getpid(), active_cache_folder(), context.Value("i", 0), workers),
         )
 
+    # Workers started from Python rather than the `diffdyn` command: one BLAS thread each too
+    # (`entry.BLAS_THREADS`: two spinning on a pinned core slow an ESN fit 5-8x).
+    blas = os.environ.get(BLAS_THREADS)
+    os.environ[BLAS_THREADS] = blas or "1"
     pool = new_pool()
     unfinished, queue = list(jobs), list(jobs)
     running: dict[Any, tuple] = {}
@@ -745,6 +750,8 @@ def _cells(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if blas is None:
+            os.environ.pop(BLAS_THREADS, None)
 
 
 RAY_LOCAL = "local"  # `--ray local`: a Ray instance started for the run, stopped after it
