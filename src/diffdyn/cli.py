@@ -1646,7 +1646,12 @@ def identify_command(
         str, typer.Argument(help="A system name (see `diffdyn systems`) or FILE.py:CLASS.")
     ],
     data: Annotated[
-        Path, typer.Option("--data", help="The observed series (.csv, .parquet, .npz).")
+        Path,
+        typer.Option(
+            "--data",
+            help="The observed series (.csv, .parquet, .npz); for a controlled system, columns "
+            "named after its controls (pendulum: torque) are its recorded input.",
+        ),
     ],
     fit: Annotated[
         str, typer.Option("--fit", help="Fields to fit, comma-separated (e.g. rho,beta).")

@@ -32,7 +32,8 @@ def check_fit(system: AbstractSystem, fit: Sequence[str] | str) -> tuple[str, ..
     label = _label(system)
     if not names:
         raise DiffdynError(f"name at least one field of {label} to fit (e.g. fit=['rho']).")
-    fields = {f.name: f for f in dataclasses.fields(system)}
+    # a controlled flow's recorded input is data (`driven_by`), not an unknown
+    fields = {f.name: f for f in dataclasses.fields(system) if f.name != "recorded_input"}
     fittable = [n for n in fields if not fields[n].metadata.get("static")]
     for name in names:
         if name not in fields:
@@ -113,3 +114,28 @@ def check_kind(system: AbstractSystem, segments: int) -> None:
             f"{label} is a delay system: its state is its whole history, so multiple shooting "
             "cannot restart it from a state; use segments=1 (--segments 1)."
         )
+
+
+def driven_by_data(system: AbstractSystem, series: Series) -> AbstractSystem:
+    """A controlled flow fitted to data that hold its inputs (`Series.exog`, the columns named
+    after its `control_names`): the flow driven by them (`AbstractControlledFlow.driven_by`,
+    linear between samples). Any other system, or data without inputs, as it is (a controlled
+    flow then runs free, u = 0). **Raises** `DataError` when the data have inputs but not
+    every control among them."""
+    from ..systems.controlled import AbstractControlledFlow
+
+    if not isinstance(system, AbstractControlledFlow) or series.exog is None:
+        return system
+    controls, inputs = system.control_names, tuple(series.exog_variables)
+    missing = [name for name in controls if name not in inputs]
+    if missing:
+        raise DataError(
+            f"the data's inputs are {', '.join(inputs)} but {_label(system)}'s controls are "
+            f"{', '.join(controls)}: name the input columns after the controls (missing: "
+            f"{', '.join(missing)})."
+        )
+    columns = [inputs.index(name) for name in controls]
+    exog = np.asarray(series.exog, dtype=np.float64)[:, columns]
+    if not np.all(np.isfinite(exog)):
+        raise DataError("the data's input columns hold NaN or inf; give finite inputs.")
+    return system.driven_by(np.asarray(series.times, dtype=np.float64), exog)

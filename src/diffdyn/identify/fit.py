@@ -29,6 +29,7 @@ from ..data.series import Series
 from ..errors import SimulationError
 from ..options import check_number
 from ..systems.base import AbstractSystem
+from ..systems.controlled import AbstractControlledFlow
 from ..train.loop import train
 from ..train.schedule import cosine
 from .checks import DIVERGENCE_ADVICE, _label
@@ -337,6 +338,8 @@ def _result(setup, forward, unknowns, linearised, loss, losses, outcome, refine_
     meta = {"source": "identify", "system": label, "kind": system.kind}
     trajectory = Series(values, setup.times, tuple(system.variables), dt=setup.series.dt,
                         metadata=meta)  # fmt: skip
+    if isinstance(system, AbstractControlledFlow):  # the data's input stays with the data
+        system = system.driven_by(None)
     return Identification(
         system=system,
         fitted={n: fitted[n] for n in setup.names if n in fitted},

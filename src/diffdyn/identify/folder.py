@@ -28,6 +28,7 @@ from ..files import check_output_path
 from ..options import check_number, parse_list
 from ..plot import check_figure_path
 from ..systems.base import AbstractSystem
+from ..systems.controlled import AbstractControlledFlow
 from ..systems.registry import file_reference, get_system, is_file_reference, system_class
 from ..train.checkpoint import Recipe, load_module, save_module, write_json
 from ..train.data_source import DataSource, load_data
@@ -86,6 +87,39 @@ def _parse_bounds(items: Mapping[str, str], fitted: Sequence[str]) -> dict[str, 
             for side in (low, high)
         )
     return out
+
+
+def controls_as_inputs(system: AbstractSystem, series: Series) -> Series:
+    """A file's columns named after a controlled flow's controls (`control_names`, e.g. a
+    pendulum's `torque`) taken as its recorded input (`Series.exog`), not as variables, so
+    that `identify` fits the flow driven by them. Any other system, or a series that already
+    has inputs or holds no such column, as it is. **Raises** `DataError` for a column that is
+    neither a variable nor a control."""
+    if not isinstance(system, AbstractControlledFlow) or series.exog is not None:
+        return series
+    controls = system.control_names
+    other = [n for n in series.variables if n not in system.variables and n not in controls]
+    if other:
+        raise DataError(
+            f"the data's column(s) {', '.join(other)} are neither variables of {_label(system)} "
+            f"({', '.join(system.variables)}) nor its controls ({', '.join(controls)}, read as "
+            "its recorded input); rename or drop them."
+        )
+    inputs = [name for name in controls if name in series.variables]
+    if not inputs:
+        return series
+    keep = [name for name in series.variables if name not in inputs]
+    values = np.asarray(series.values)
+    column = {name: i for i, name in enumerate(series.variables)}
+    return Series(
+        values[:, [column[name] for name in keep]],
+        series.times,
+        tuple(keep),
+        exog=values[:, [column[name] for name in inputs]],
+        exog_variables=tuple(inputs),
+        dt=series.dt,
+        metadata=series.metadata,
+    )
 
 
 def identify_to_folder(
@@ -166,6 +200,7 @@ def identify_to_folder(
         check_figure_path(plot, force=force)
     recipe = _recipe(built)
     series, source = load_data(data=str(data), irregular=irregular)
+    series = controls_as_inputs(built, series)
     result = identify(built, series, fit=names, observe=wanted, segments=segments, steps=steps,
                       budget=budget, seed=seed, restarts=restarts, bounds=parsed_bounds,
                       learning_rate=learning_rate, refine=refine, refine_steps=refine_steps,

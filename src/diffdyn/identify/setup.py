@@ -17,7 +17,14 @@ from ..data.series import Series
 from ..errors import DataError, DiffdynError, SimulationError
 from ..options import MAX_INT, check_number
 from ..systems.base import AbstractSystem
-from .checks import DIVERGENCE_ADVICE, _label, check_fit, check_kind, match_observed
+from .checks import (
+    DIVERGENCE_ADVICE,
+    _label,
+    check_fit,
+    check_kind,
+    driven_by_data,
+    match_observed,
+)
 from .shooting import ADJOINTS, Layout, Objective, Problem, Unknowns, segment_layout
 from .transforms import choose_transform
 
@@ -156,6 +163,7 @@ def prepare(
     for what, tolerance in (("rtol", rtol), ("atol", atol)):
         check_number(what, tolerance, above=0, below=1)
     check_kind(system, segments)
+    system = driven_by_data(system, series)
     observed = match_observed(system, series, observe)
     variables = system.variables
     latent = tuple(v for v in variables if v not in observed)
@@ -213,6 +221,7 @@ def prepare(
         continuity=float(continuity),
         n_data=int(layout.mask.sum()) * n_obs,
         n_continuity=(segments - 1) * d,
+        driven=getattr(system, "recorded_input", None) is not None,
     )
     sizes = {
         n: sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(
@@ -240,6 +249,12 @@ def prepare(
             f"network weights) for {observations} observed values; the weights are not "
             "determined by the data one by one (Levenberg–Marquardt's damping keeps its steps "
             "well-posed), so judge the fitted network by its outputs, not its weights.",
+        )
+    if getattr(system, "recorded_input", None) is not None:
+        controls = ", ".join(system.control_names)  # type: ignore[attr-defined]
+        notes += (
+            f"driven by the data's recorded input ({controls}), linear between samples; the "
+            "fitted system is returned free of it.",
         )
 
     targets = (data[layout.index] - obs_mean) / obs_scale

@@ -142,6 +142,8 @@ class Objective(eqx.Module):
     - `solver`, `rtol`, `atol`, `max_steps`: the flow's Diffrax settings.
     - `h`, `substeps`: the discrete kinds' internal step and internal steps per sample.
     - `continuity`: the weight `w`; `n_data`, `n_continuity`: `N` and `N_c`.
+    - `driven`: the flow is driven by a recorded input (`AbstractControlledFlow.driven_by`),
+      whose kinks at the sample times the solver steps onto.
     """
 
     names: tuple[str, ...] = eqx.field(static=True)
@@ -155,6 +157,7 @@ class Objective(eqx.Module):
     h: float = eqx.field(static=True)
     substeps: int = eqx.field(static=True)
     continuity: float = eqx.field(static=True)
+    driven: bool = eqx.field(static=True, default=False, kw_only=True)
     n_data: int = eqx.field(static=True)
     n_continuity: int = eqx.field(static=True)
 
@@ -202,9 +205,7 @@ class Objective(eqx.Module):
             y0=states,
             args=(system, t_start),
             saveat=diffrax.SaveAt(ts=offsets),
-            stepsize_controller=diffrax.PIDController(
-                rtol=self.rtol, atol=self.atol, norm=_worst_rms
-            ),
+            stepsize_controller=self._controller(offsets),
             adjoint=adjoint,
             max_steps=self.max_steps,
             throw=False,
@@ -213,6 +214,15 @@ class Objective(eqx.Module):
         ys = jnp.swapaxes(solution.ys, 0, 1)
         # A failed solve (max_steps reached, a step size underflow) gives no trajectory at all.
         return jnp.where(solution.result == diffrax.RESULTS.successful, ys, jnp.inf)
+
+    def _controller(self, offsets):
+        controller = diffrax.PIDController(rtol=self.rtol, atol=self.atol, norm=_worst_rms)
+        if not self.driven:
+            return controller
+        # A recorded input is linear between samples: its kinks at the sample times (the same
+        # offsets in every segment, which starts at a sample) are stepped onto, not across, so
+        # the solution — and the loss — stays smooth in the unknowns.
+        return diffrax.ClipStepSizeController(controller, step_ts=offsets)
 
     def _discrete(self, system, states, t_start, offsets):
         stepper = system.make_stepper(self.h)

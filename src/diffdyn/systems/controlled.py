@@ -23,7 +23,10 @@ import abc
 from collections.abc import Callable
 from typing import ClassVar
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from ..errors import DiffdynError
@@ -32,10 +35,27 @@ from .flow import AbstractFlow
 from .map import AbstractMap
 
 
+class RecordedInput(eqx.Module):
+    """A recorded control input u(t): its samples `values` `[T, m]` at `times` `[T]`
+    (increasing), interpolated linearly between them and held constant beyond the ends.
+
+    **Example:** `RecordedInput(jnp.array([0.0, 1.0]), jnp.array([[0.0], [2.0]]))(0.25)  # [0.5]`
+    """
+
+    times: Float[Array, " T"]
+    values: Float[Array, "T m"]
+
+    def __call__(self, t: Float[ArrayLike, ""]) -> Float[Array, " m"]:
+        return jax.vmap(lambda column: jnp.interp(t, self.times, column), in_axes=1)(self.values)
+
+
 class AbstractControlledFlow(AbstractFlow):
     """A flow dy/dt = f(t, y, u) with a control input u. Write `controlled_field(t, state, u)`.
 
-    `vector_field(t, state)` is `controlled_field(t, state, 0)`: the uncontrolled system.
+    `vector_field(t, state)` is `controlled_field(t, state, 0)`: the uncontrolled system, or,
+    once `driven_by` gave it a recorded input u(t) (a `RecordedInput`, the field
+    `recorded_input`), `controlled_field(t, state, u(t))`: what `identify` fits to data whose
+    input columns are the controls, and what `simulate` then integrates.
     `observe_for_control(state)` is what a policy sees (default: the observed state; a system
     with an angle gives its cosine and sine, so the policy is periodic in it).
 
@@ -64,6 +84,8 @@ class AbstractControlledFlow(AbstractFlow):
     control_limit: ClassVar[float | None] = None
     control_target: ClassVar[tuple[float, ...] | None] = None
     control_start: ClassVar[tuple[float, ...] | None] = None
+    # keyword-only with a default, so subclasses declare their own fields in any order
+    recorded_input: RecordedInput | None = eqx.field(default=None, kw_only=True)
 
     @abc.abstractmethod
     def controlled_field(
@@ -72,7 +94,48 @@ class AbstractControlledFlow(AbstractFlow):
         """dy/dt at time `t`, state `state` and control `u` (shape `[len(control_names)]`)."""
 
     def vector_field(self, t, state):
-        return self.controlled_field(t, state, jnp.zeros(len(self.control_names), state.dtype))
+        if self.recorded_input is None:
+            u = jnp.zeros(len(self.control_names), state.dtype)
+        else:
+            u = self.recorded_input(t).astype(state.dtype)
+        return self.controlled_field(t, state, u)
+
+    def driven_by(self, times: ArrayLike | None, values: ArrayLike | None = None):
+        """This system under the recorded input `values` `[T, m]` (one column per control, in
+        `control_names`' order) sampled at `times` `[T]`; `driven_by(None)` gives the free
+        system back.
+
+        **Example:**
+
+        ```python
+        import numpy as np
+        from diffdyn.systems import get_system, simulate
+
+        t = np.linspace(0.0, 10.0, 201)
+        pendulum = get_system("pendulum").driven_by(t, np.sin(t)[:, None])
+        series = simulate(pendulum, t1=10.0)  # the pendulum under the torque sin t
+        ```
+        """
+        recorded = None
+        if times is not None:
+            times = np.asarray(times, dtype=float)
+            values = np.asarray(values, dtype=float)
+            m = len(self.control_names)
+            if times.ndim != 1 or len(times) < 2 or np.any(np.diff(times) <= 0):
+                raise DiffdynError(
+                    "a recorded input needs at least two increasing times; got "
+                    f"{times.shape[0] if times.ndim == 1 else times.shape} of them."
+                )
+            if values.shape != (len(times), m):
+                raise DiffdynError(
+                    f"{self.name or type(self).__name__} has {m} control(s) "
+                    f"({', '.join(self.control_names)}); the recorded input must be "
+                    f"[{len(times)}, {m}], got {list(values.shape)}."
+                )
+            if not np.all(np.isfinite(values)):
+                raise DiffdynError("the recorded input holds NaN or inf; give finite values.")
+            recorded = RecordedInput(jnp.asarray(times), jnp.asarray(values))
+        return eqx.tree_at(lambda s: s.recorded_input, self, recorded, is_leaf=lambda x: x is None)
 
     def observe_for_control(self, state: Float[Array, " n"]) -> Float[Array, " f"]:
         """The features a policy sees (default: the observed variables)."""
