@@ -70,7 +70,8 @@ DEFAULT_SYSTEMS = ("lorenz63", "mackey-glass")
 DEFAULT_MODELS = ("all",)
 # Wall-clock seconds per cell, compiling and validation included: the default grid (2 systems
 # x all 13 built-in models, 1 seed, 2 workers) took 4 min 23 s on 2 quiet cores (2026-12-01),
-# with the long-run columns and 17 models 7 min 52 s (34 cells, load 2-4, empty cache).
+# with the long-run columns and 17 models 7 min 52 s (34 cells, load 2-4, empty cache), and
+# 7 min 14 s quiet with each worker pinned to its core (2026-12-02).
 DEFAULT_BUDGET = 20.0
 # Cells side by side in the command's default: one per core, at most two (measured on 2 cores:
 # compiling is single-threaded, so a second cell fills the idle core), each worker pinned to
