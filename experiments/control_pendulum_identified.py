@@ -23,9 +23,10 @@ Setting (issue 18's target):
 - Identification: `diffdyn.identify` fits `mass` and `friction` (log-transformed: they stay
   positive) and each segment's initial state, multiple shooting with 10 segments of 2 s, its
   defaults otherwise (200 Adam steps, Levenberg–Marquardt, standard errors from σ̂²(JᵀJ)⁻¹).
-  `identify` fits a flow with a known forcing `forcing(t)`, not a controlled system with an
-  input series: the script's `DrivenPendulum` is the smallest wrapper, a flow whose vector
-  field is the library's `Pendulum.controlled_field` with u = the multisine at time t.
+  The data carry the torque as their input (`Series.exog`, named `torque` after the
+  pendulum's control), so `identify` fits the pendulum driven by it
+  (`AbstractControlledFlow.driven_by`, linear between the samples; the truth is simulated
+  under the same sampled torque).
 - Control: `train_controller` on the **identified** `Pendulum(mass=m̂, friction=b̂)` for the
   `swing-up` task with its defaults (horizon 10 s, torque limit 5, the default MLP policy),
   then `evaluate_controller` on the **true** pendulum's swing-up task from 100 fresh starts
@@ -38,17 +39,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from _record import write_record
-from jaxtyping import Array, Float
 
 from diffdyn.control import evaluate_controller, make_task, train_controller
+from diffdyn.data import Series
 from diffdyn.identify import identify
-from diffdyn.systems import AbstractFlow, param, simulate
+from diffdyn.systems import simulate
 from diffdyn.systems.pendulum import Pendulum
 
 RESULTS = Path(__file__).parent / "results" / "control_pendulum_identified.json"
@@ -64,29 +64,19 @@ EPISODES = 100
 
 def torque(t):
     """The known excitation: a multisine of four tones."""
-    w, a, p = (jnp.asarray(v) for v in (FREQUENCIES, AMPLITUDES, PHASES))
-    return jnp.sum(a * jnp.sin(w * t + p))[None]
+    w, a, p = (np.asarray(v) for v in (FREQUENCIES, AMPLITUDES, PHASES))
+    return np.sum(a * np.sin(w * np.asarray(t)[:, None] + p), axis=1)[:, None]
 
 
-class DrivenPendulum(AbstractFlow):
-    """The pendulum under the known torque `torque(t)`, as a forced flow for `identify`."""
-
-    name: ClassVar[str] = "driven-pendulum"
-    y0: ClassVar[tuple[float, ...]] = START
-    variable_names: ClassVar[tuple[str, ...]] = ("theta", "omega")
-    exog_variables: ClassVar[tuple[str, ...]] = ("torque",)
-    autonomous: ClassVar[bool] = False
-    dt: ClassVar[float] = DT
-
-    mass: Float[Array, ""] = param(1.0)
-    friction: Float[Array, ""] = param(0.01)
-
-    def forcing(self, t):
-        return torque(t)
-
-    def vector_field(self, t, state):
-        pendulum = Pendulum(mass=self.mass, friction=self.friction)
-        return pendulum.controlled_field(t, state, self.forcing(t))
+def recorded(truth: Pendulum) -> Series:
+    """The true pendulum under the torque, sampled every DT with noise, its torque as the
+    series' input (`exog`): what a lab records."""
+    t = np.arange(0.0, DURATION + DT / 2, DT)
+    u = torque(t)
+    sim = simulate(truth.driven_by(t, u), t1=DURATION, dt=DT, transient=0.0, noise=NOISE,
+                   key=jax.random.key(0), y0=START)  # fmt: skip
+    return Series(np.asarray(sim.values), np.asarray(sim.times), sim.variables,
+                  exog=u[: len(sim.times)], exog_variables=("torque",), dt=DT)  # fmt: skip
 
 
 def controller_on(model: Pendulum, truth: Pendulum, seed: int) -> dict[str, Any]:
@@ -115,10 +105,9 @@ def controller_on(model: Pendulum, truth: Pendulum, seed: int) -> dict[str, Any]
 
 def main() -> None:
     started = time.perf_counter()
-    truth = DrivenPendulum(**TRUTH)
-    data = simulate(truth, t1=DURATION, dt=DT, transient=0.0, noise=NOISE, key=jax.random.key(0))
+    data = recorded(Pendulum(**TRUTH))
     began = time.perf_counter()
-    found = identify(DrivenPendulum(**NOMINAL), data, fit=list(TRUTH), segments=SEGMENTS)
+    found = identify(Pendulum(**NOMINAL), data, fit=list(TRUTH), segments=SEGMENTS)
     identify_seconds = time.perf_counter() - began
     fitted = {n: float(found.fitted[n]) for n in TRUTH}
     errors = {n: float((found.standard_errors or {})[n]) for n in TRUTH}
@@ -175,11 +164,13 @@ def main() -> None:
                 "phases": PHASES,
                 "start": START,
             },
-            "data": f"simulate(DrivenPendulum(mass={TRUTH['mass']:g}, friction="
-            f"{TRUTH['friction']:g}), t1={DURATION:g}, "
-            f"dt={DT:g}, transient=0, noise={NOISE:g}, key=0): θ and ω with 5 % noise",
-            "identify": f"identify(DrivenPendulum(mass=1, friction=0.01), data, fit=['mass', "
-            f"'friction'], segments={SEGMENTS}), its defaults otherwise",
+            "data": f"simulate(Pendulum(mass={TRUTH['mass']:g}, friction="
+            f"{TRUTH['friction']:g}).driven_by(t, torque(t)), t1={DURATION:g}, dt={DT:g}, "
+            f"transient=0, noise={NOISE:g}, key=0): θ and ω with 5 % noise, the torque "
+            "sampled every dt (linear between samples) as the series' input",
+            "identify": f"identify(Pendulum(mass=1, friction=0.01), data, fit=['mass', "
+            f"'friction'], segments={SEGMENTS}), its defaults otherwise: the flow driven by "
+            "the data's torque column",
             "control": "make_task('swing-up', Pendulum(mass=m̂, friction=b̂)); "
             "train_controller(..., seed=0) with the task's defaults; evaluate_controller on "
             f"the true pendulum's swing-up task, {EPISODES} fresh starts (key 1234)",
