@@ -13,6 +13,7 @@ import numpy as np
 from ..data.series import Series
 from ..errors import DataError, DiffdynError, UnknownNameError, did_you_mean
 from ..systems.base import AbstractSystem
+from ..systems.controlled import AbstractControlledFlow
 
 DIVERGENCE_ADVICE = (
     "use more segments (segments=, --segments) or tighter bounds, or start closer to the data."
@@ -122,8 +123,6 @@ def driven_by_data(system: AbstractSystem, series: Series) -> AbstractSystem:
     linear between samples). Any other system, or data without inputs, as it is (a controlled
     flow then runs free, u = 0). **Raises** `DataError` when the data have inputs but not
     every control among them."""
-    from ..systems.controlled import AbstractControlledFlow
-
     if not isinstance(system, AbstractControlledFlow) or series.exog is None:
         return system
     controls, inputs = system.control_names, tuple(series.exog_variables)
@@ -136,6 +135,4 @@ def driven_by_data(system: AbstractSystem, series: Series) -> AbstractSystem:
         )
     columns = [inputs.index(name) for name in controls]
     exog = np.asarray(series.exog, dtype=np.float64)[:, columns]
-    if not np.all(np.isfinite(exog)):
-        raise DataError("the data's input columns hold NaN or inf; give finite inputs.")
     return system.driven_by(np.asarray(series.times, dtype=np.float64), exog)

@@ -109,17 +109,8 @@ def controls_as_inputs(system: AbstractSystem, series: Series) -> Series:
     if not inputs:
         return series
     keep = [name for name in series.variables if name not in inputs]
-    values = np.asarray(series.values)
-    column = {name: i for i, name in enumerate(series.variables)}
-    return Series(
-        values[:, [column[name] for name in keep]],
-        series.times,
-        tuple(keep),
-        exog=values[:, [column[name] for name in inputs]],
-        exog_variables=tuple(inputs),
-        dt=series.dt,
-        metadata=series.metadata,
-    )
+    exog = np.asarray(series.select(inputs).values)
+    return series.select(keep).replace(exog=exog, exog_variables=tuple(inputs))
 
 
 def identify_to_folder(

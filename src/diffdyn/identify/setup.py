@@ -164,6 +164,7 @@ def prepare(
         check_number(what, tolerance, above=0, below=1)
     check_kind(system, segments)
     system = driven_by_data(system, series)
+    driven = getattr(system, "recorded_input", None) is not None
     observed = match_observed(system, series, observe)
     variables = system.variables
     latent = tuple(v for v in variables if v not in observed)
@@ -221,7 +222,7 @@ def prepare(
         continuity=float(continuity),
         n_data=int(layout.mask.sum()) * n_obs,
         n_continuity=(segments - 1) * d,
-        driven=getattr(system, "recorded_input", None) is not None,
+        driven=driven,
     )
     sizes = {
         n: sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(
@@ -250,7 +251,7 @@ def prepare(
             "determined by the data one by one (Levenberg–Marquardt's damping keeps its steps "
             "well-posed), so judge the fitted network by its outputs, not its weights.",
         )
-    if getattr(system, "recorded_input", None) is not None:
+    if driven:
         controls = ", ".join(system.control_names)  # type: ignore[attr-defined]
         notes += (
             f"driven by the data's recorded input ({controls}), linear between samples; the "
