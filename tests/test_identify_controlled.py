@@ -33,10 +33,8 @@ def driven_data(duration=10.0, noise=0.02):
     """The true pendulum under the torque, sampled every DT, with its input as `exog`."""
     t = np.arange(0.0, duration + DT / 2, DT)
     u = torque(t)
-    sim = simulate(TRUTH.driven_by(t, u), t1=duration, dt=DT, noise=noise, key=jax.random.key(0))
-    n = len(sim.times)
-    return Series(np.asarray(sim.values), np.asarray(sim.times), sim.variables,
-                  exog=u[:n], exog_variables=("torque",), dt=DT)  # fmt: skip
+    # simulate records the input it was driven by as the series' exog
+    return simulate(TRUTH.driven_by(t, u), t1=duration, dt=DT, noise=noise, key=jax.random.key(0))
 
 
 def test_a_recorded_input_drives_the_flow_and_is_linear_between_samples():
@@ -53,6 +51,10 @@ def test_a_recorded_input_drives_the_flow_and_is_linear_between_samples():
                        TRUTH.controlled_field(1.23, state, jnp.zeros(1)))  # fmt: skip
     free, forced = simulate(TRUTH, t1=4.0, dt=DT), simulate(driven, t1=4.0, dt=DT)
     assert not np.allclose(free.values, forced.values, atol=1e-3)
+    assert free.exog is None and free.exog_variables == ()
+    assert forced.exog_variables == ("torque",)
+    expected = np.interp(np.asarray(forced.times), t, torque(t)[:, 0])
+    np.testing.assert_allclose(np.asarray(forced.exog)[:, 0], expected, rtol=1e-5, atol=1e-6)
     assert driven.driven_by(None).recorded_input is None
 
 

@@ -100,6 +100,15 @@ class AbstractControlledFlow(AbstractFlow):
             u = self.recorded_input(t).astype(state.dtype)
         return self.controlled_field(t, state, u)
 
+    @property
+    def exog_variables(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The controls, while a recorded input drives the system (`simulate` then records it
+        as the series' `exog`, which `identify` reads back); none for the free system."""
+        return tuple(self.control_names) if self.recorded_input is not None else ()
+
+    def forcing(self, t):
+        return None if self.recorded_input is None else self.recorded_input(t)
+
     def driven_by(self, times: ArrayLike | None, values: ArrayLike | None = None):
         """This system under the recorded input `values` `[T, m]` (one column per control, in
         `control_names`' order) sampled at `times` `[T]`; `driven_by(None)` gives the free
@@ -114,6 +123,7 @@ class AbstractControlledFlow(AbstractFlow):
         t = np.linspace(0.0, 10.0, 201)
         pendulum = get_system("pendulum").driven_by(t, np.sin(t)[:, None])
         series = simulate(pendulum, t1=10.0)  # the pendulum under the torque sin t
+        series.exog_variables  # ('torque',): the input is recorded with the states
         ```
         """
         recorded = None
