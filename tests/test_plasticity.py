@@ -187,14 +187,14 @@ def test_pattern_completion_shows_patterns_then_one_half_erased():
         return task.inputs, task.targets, task.mask, task.lengths
 
     inputs, targets, mask, lengths = (np.asarray(a) for a in make(jax.random.key(3)))
-    steps = 2 * 5 * (3 + 2) + 6
+    steps = 2 * 5 * (6 + 4) + 6  # Miconi et al.'s presentation: 6 steps shown, 4 of gap
     assert inputs.shape == (4, steps, 10) and np.all(mask.sum(axis=1) == 1)
     assert np.all(mask[:, -1] == 1) and np.all(lengths == 5)
     for episode in range(4):
         shown = inputs[episode, : steps - 6]
-        blocks = shown.reshape(2, 5, 5, 10)  # presentations, patterns, steps, bits
-        assert np.all(blocks[:, :, 3:] == 0)  # zero-input gaps
-        assert np.all(blocks[:, :, :3] == blocks[:, :, :1])  # each shown for 3 steps
+        blocks = shown.reshape(2, 5, 10, 10)  # presentations, patterns, steps, bits
+        assert np.all(blocks[:, :, 6:] == 0)  # zero-input gaps
+        assert np.all(blocks[:, :, :6] == blocks[:, :, :1])  # each shown for 6 steps
         first = {tuple(p) for p in blocks[0, :, 0]}
         assert first == {tuple(p) for p in blocks[1, :, 0]} and len(first) == 5
         assert np.all(inputs[episode, steps - 6 :] == inputs[episode, -1])  # 6 test steps
@@ -202,6 +202,19 @@ def test_pattern_completion_shows_patterns_then_one_half_erased():
         assert tuple(target) in first  # one of the shown patterns
         assert np.sum(degraded == 0) == 5  # half its bits erased, the others kept
         assert np.all(degraded[degraded != 0] == target[degraded != 0])
+
+
+def test_pattern_completion_trains_on_the_squared_error_of_the_activity():
+    # Miconi et al.'s loss: Σ (tanh z − target)² at the scored step, target ±1; logits are 2z.
+    from diffdyn.tasks.runner import TASKS, _bits_loss
+
+    assert TASKS["pattern-completion"].squared and not TASKS["copy"].squared
+    task = pattern_completion_task(jax.random.key(0), 2, pattern_size=6)
+    net = PlasticNetwork(6, 6, key=jax.random.key(1))
+    z = jax.vmap(net)(task.inputs) / 2
+    target = 2 * task.targets - 1
+    expected = np.sum(((np.tanh(z) - target) ** 2).sum(-1) * task.mask) / 2
+    np.testing.assert_allclose(_bits_loss(net, task, squared=True), expected, rtol=1e-5)
 
 
 def test_pattern_completion_refuses_bad_models_and_rates_in_one_sentence():
