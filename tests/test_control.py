@@ -101,6 +101,16 @@ def test_smooth_saturation_bounds_and_tends_to_the_hard_clip():
     assert saturate(big, None) is big
 
 
+def test_feedforward_acts_on_the_target_alone():
+    policy = LinearPolicy(2, 1, feedforward=True)
+    policy = eqx.tree_at(lambda p: (p.gain, p.forward), policy,
+                         (jnp.asarray([[1.0, 2.0]]), jnp.asarray([[3.0, -1.0]])))  # fmt: skip
+    obs, target = jnp.asarray([0.5, 0.25]), jnp.asarray([0.2, 0.1])
+    expected = 1.0 * 0.3 + 2.0 * 0.15 + 3.0 * 0.2 - 0.1
+    assert float(policy(obs, target)[0]) == pytest.approx(expected)
+    assert LinearPolicy(2, 1).forward is None  # plain feedback by default
+
+
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_policies_respect_the_limit(kind, getkey):
     if kind == "linear":
@@ -144,13 +154,17 @@ def test_truncation_keeps_the_value_and_cuts_the_gradient():
     assert np.all(np.isfinite(g_cut)) and not np.allclose(g_full, g_cut, rtol=1e-3)
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
+@pytest.mark.parametrize("kind", ["linear", "feedforward", "mlp"])
 def test_rollout_cost_gradient_matches_finite_differences(kind, x64):
     pendulum = to_float64(get_system("pendulum"))
     task = make_task("stabilise", pendulum, horizon=1.0)
     if kind == "linear":
         policy = eqx.tree_at(lambda p: p.gain, LinearPolicy(3, 1, limit=5.0),
                              jnp.asarray([[0.5, 6.0, -1.5]]))  # fmt: skip
+    elif kind == "feedforward":
+        policy = eqx.tree_at(lambda p: (p.gain, p.forward),
+                             LinearPolicy(3, 1, limit=5.0, feedforward=True),
+                             (jnp.asarray([[0.5, 6.0, -1.5]]), jnp.asarray([[0.2, -0.3, 0.1]])))  # fmt: skip
     else:
         policy = MLPPolicy(3, 1, hidden=8, depth=1, limit=5.0, input_scale=(1.0, 1.0, 8.0),
                            key=jax.random.key(1))  # fmt: skip
@@ -206,8 +220,9 @@ def test_tasks_know_their_systems_and_check_numbers():
         make_task("swing-up", get_system("lorenz63-control"))
     with pytest.raises(DiffdynError, match="does not support lorenz63-control"):
         make_task("track", get_system("lorenz63-control"))
-    with pytest.raises(DiffdynError, match="does not support cartpole"):
-        make_task("track", cartpole)
+    track = make_task("track", cartpole)  # the cart follows a sine, the pole upright
+    assert np.allclose(track.references[:, 2:], 0.0) and float(track.references[:, 0].max()) > 0.4
+    assert track.defaults.feedforward and track.defaults.policy == "linear"
     with pytest.raises(UnknownNameError, match="unknown task"):
         make_task("juggle", cartpole)
     for bad in (0.0, -1.0):
@@ -247,6 +262,15 @@ def test_training_lowers_the_cost_of_pendulum_stabilise():
     assert len(stored["cost_curve"]) == len(curve)
 
 
+@pytest.mark.slow  # about 30 s
+def test_the_cart_follows_a_sine_with_the_pole_upright():
+    cartpole = get_system("cartpole")
+    task = make_task("track", cartpole)
+    result = train_controller(cartpole, task, steps=800, progress=False, episodes=32)
+    assert result.policy.forward is not None  # the task's linear policy with feedforward
+    assert result.evaluation.success_rate >= 0.9, result.evaluation.success_rate
+
+
 def test_evaluation_of_an_uncontrolled_pendulum_fails():
     pendulum = get_system("pendulum")
     task = make_task("stabilise", pendulum)
@@ -263,16 +287,21 @@ def test_a_rollout_that_blows_up_is_named_with_its_iteration(tmp_path):
         train_controller(system, task, steps=3, progress=False)
 
 
-@pytest.mark.parametrize("kind", ["linear", "mlp"])
+@pytest.mark.parametrize("kind", ["linear", "feedforward", "mlp"])
 def test_policy_checkpoint_reloads_to_the_same_policy(kind, tmp_path, getkey):
     if kind == "linear":
         policy = eqx.tree_at(lambda p: p.gain, LinearPolicy(5, 1, limit=10.0),
                              jax.random.normal(getkey(), (1, 5)))  # fmt: skip
+    elif kind == "feedforward":
+        policy = LinearPolicy(5, 1, limit=10.0, feedforward=True)
+        policy = eqx.tree_at(lambda p: (p.gain, p.forward), policy,
+                             (jax.random.normal(getkey(), (1, 5)),
+                              jax.random.normal(getkey(), (1, 5))))  # fmt: skip
     else:
         policy = MLPPolicy(5, 1, hidden=16, limit=10.0, input_scale=(2.0, 3.0, 1.0, 1.0, 10.0),
                            key=getkey())  # fmt: skip
     save_module(tmp_path / "policy.eqx", policy, policy_recipe(policy))
     again = load_module(tmp_path / "policy.eqx")
     assert type(again) is type(policy)
-    obs, target = jax.random.normal(getkey(), (5,)), jnp.zeros(5)
+    obs, target = jax.random.normal(getkey(), (5,)), jax.random.normal(getkey(), (5,))
     np.testing.assert_array_equal(again(obs, target), policy(obs, target))

@@ -39,7 +39,8 @@ def policy_recipe(policy) -> Recipe:
     """How to rebuild `policy` (a `LinearPolicy` or `MLPPolicy`) for `load_module`."""
     if isinstance(policy, LinearPolicy):
         controls, features = policy.gain.shape
-        return Recipe.of(LinearPolicy, features, controls, limit=policy.limit)
+        return Recipe.of(LinearPolicy, features, controls, limit=policy.limit,
+                         feedforward=policy.forward is not None)  # fmt: skip
     if isinstance(policy, MLPPolicy):
         mlp = policy.mlp
         return Recipe.of(MLPPolicy, len(policy.input_scale), mlp.out_size, hidden=mlp.width_size,

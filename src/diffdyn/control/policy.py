@@ -36,10 +36,16 @@ def saturate(raw: Float[Array, " m"], limit: float | None) -> Float[Array, " m"]
 
 
 class LinearPolicy(eqx.Module):
-    """Linear state feedback u = sat(K (observation − target) + b).
+    """Linear state feedback u = sat(K (observation − target) + b), with an optional
+    feedforward on the target: u = sat(K (o − r) + F r + b).
+
+    The feedforward term lets a linear policy lead a moving target instead of lagging it: for
+    a sinusoidal reference, F r is any phase and amplitude of the sinusoid (r holds its value
+    and its derivative), such as the force that a cart-pole needs ahead of the motion.
 
     **Arguments:** `features` (observation size), `controls` (m), `limit` (actuator limit or
-    `None`), `key` (unused: K and b start at zero, the uncontrolled system).
+    `None`), `feedforward` (learn F as well), `key` (unused: K, F and b start at zero, the
+    uncontrolled system).
 
     **Example:**
 
@@ -54,18 +60,23 @@ class LinearPolicy(eqx.Module):
 
     gain: Float[Array, "m f"]
     bias: Float[Array, " m"]
+    forward: Float[Array, "m f"] | None
     limit: float | None = eqx.field(static=True)
 
     def __init__(self, features: int, controls: int, *, limit: float | None = None,
-                 key: PRNGKeyArray | None = None):  # fmt: skip
+                 feedforward: bool = False, key: PRNGKeyArray | None = None):  # fmt: skip
         self.gain = jnp.zeros((controls, features))
         self.bias = jnp.zeros((controls,))
+        self.forward = jnp.zeros((controls, features)) if feedforward else None
         self.limit = None if limit is None else float(limit)
 
     def __call__(
         self, observation: Float[Array, " f"], target: Float[Array, " f"]
     ) -> Float[Array, " m"]:
-        return saturate(self.gain @ (observation - target) + self.bias, self.limit)
+        raw = self.gain @ (observation - target) + self.bias
+        if self.forward is not None:
+            raw = raw + self.forward @ target
+        return saturate(raw, self.limit)
 
 
 class MLPPolicy(eqx.Module):

@@ -109,7 +109,8 @@ def make_policy(
     features = int(task.targets.shape[-1])
     controls = len(system.control_names)
     if kind == "linear":
-        return LinearPolicy(features, controls, limit=task.limit, key=key)
+        return LinearPolicy(features, controls, limit=task.limit,
+                            feedforward=task.defaults.feedforward, key=key)  # fmt: skip
     if kind == "mlp":
         d = task.defaults
         return MLPPolicy(features, controls, hidden=d.hidden, depth=d.depth, limit=task.limit,
