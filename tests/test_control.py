@@ -162,9 +162,9 @@ def test_rollout_cost_gradient_matches_finite_differences(kind, x64):
         policy = eqx.tree_at(lambda p: p.gain, LinearPolicy(3, 1, limit=5.0),
                              jnp.asarray([[0.5, 6.0, -1.5]]))  # fmt: skip
     elif kind == "feedforward":
-        policy = eqx.tree_at(lambda p: (p.gain, p.forward),
-                             LinearPolicy(3, 1, limit=5.0, feedforward=True),
-                             (jnp.asarray([[0.5, 6.0, -1.5]]), jnp.asarray([[0.2, -0.3, 0.1]])))  # fmt: skip
+        values = (jnp.asarray([[0.5, 6.0, -1.5]]), jnp.asarray([[0.2, -0.3, 0.1]]))
+        policy = LinearPolicy(3, 1, limit=5.0, feedforward=True)
+        policy = eqx.tree_at(lambda p: (p.gain, p.forward), policy, values)
     else:
         policy = MLPPolicy(3, 1, hidden=8, depth=1, limit=5.0, input_scale=(1.0, 1.0, 8.0),
                            key=jax.random.key(1))  # fmt: skip
