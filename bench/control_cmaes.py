@@ -6,8 +6,10 @@ Both sides optimise the same numbers — the task's default policy (`make_policy
 CMA-ES — from the same initial policy, on the same cost (the task's `Cost`, through the
 library's `RolloutCost`: a `jax.vmap` of `diffdyn.control.rollout` over initial states, RK4
 with the control held over each sampling step), over the same horizon and `dt`, on the
-cart-pole swing-up (Barto, Sutton & Anderson 1983, IEEE Trans. SMC 13, 834–846) and the
-pendulum swing-up (Doya 2000, Neural Comput. 12, 219–245), side by side in one process.
+cart-pole swing-up (Barto, Sutton & Anderson 1983, IEEE Trans. SMC 13, 834–846), the
+pendulum swing-up (Doya 2000, Neural Comput. 12, 219–245), and both systems' `track` tasks
+(the pendulum's MLP following a sine; the cart-pole's linear policy with feedforward moving
+the cart along a sine, pole upright), side by side in one process.
 
 - **diffdyn**: `train_controller(system, task, policy)` with the task's defaults (batches of
   B fresh training starts from `task.initial`, episodes of the task's `train_horizon`,
@@ -46,7 +48,7 @@ says whether J* is a swing-up. `at_diffdyn_final_cost` gives CMA-ES's figures to
 own best cost, as lower bounds when CMA-ES never reached it. **Targets: ≥ 10× fewer rollouts
 and ≥ 5× less wall-clock for diffdyn** (issue 18).
 
-Run `python bench/control_cmaes.py` (writes `bench/results/control_cmaes.json`, ≈ 10 minutes on
+Run `python bench/control_cmaes.py` (writes `bench/results/control_cmaes.json`, ≈ 20 minutes on
 2 cores) or `--quick` (small budgets; writes nothing unless `--out DIR`).
 """
 
@@ -73,7 +75,14 @@ from diffdyn.systems import get_system
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import parse_arguments, write_result  # noqa: E402
 
-SYSTEMS = ("pendulum", "cartpole")
+# (system, task): the swing-ups (MLP policies, ≈ 5000 numbers) and the tracking tasks (the
+# pendulum's MLP; the cart-pole's linear policy with feedforward, 11 numbers).
+TASKS = (
+    ("pendulum", "swing-up"),
+    ("cartpole", "swing-up"),
+    ("pendulum", "track"),
+    ("cartpole", "track"),
+)
 SEED = 0
 JUDGE = 64  # train_controller's validation batch: max(batch, 64) starts
 # CMA-ES settings tried (diagonal, σ₀) at `trial_budget` seconds each; the best is then run at
@@ -131,12 +140,14 @@ class Problem:
     initial_y0: jax.Array
 
 
-def make_problem(name: str, seed: int = SEED, *, horizon: float | None = None) -> Problem:
-    """The swing-up task on `name` with `train_controller`'s keys: its initial policy (`seed`'s
-    policy key) and its validation batch (its validation key), so the judged costs of the two
-    sides are on the very batch `train_controller` validates on."""
+def make_problem(
+    name: str, seed: int = SEED, *, horizon: float | None = None, task: str = "swing-up"
+) -> Problem:
+    """The task `task` on system `name` with `train_controller`'s keys: its initial policy
+    (`seed`'s policy key) and its validation batch (its validation key), so the judged costs
+    of the two sides are on the very batch `train_controller` validates on."""
     system = get_system(name)
-    task = make_task("swing-up", system, horizon=horizon)
+    task = make_task(task, system, horizon=horizon)
     k_policy, _, k_val, _ = jax.random.split(jax.random.key(seed), 4)
     policy = make_policy(task.defaults.policy, system, task, key=k_policy)
     arrays, static = eqx.partition(policy, eqx.is_inexact_array)
@@ -412,9 +423,9 @@ def ratios(ours: dict[str, Any], theirs: dict[str, Any], backward: float) -> dic
     }
 
 
-def compare(name: str, size: dict[str, Any]) -> dict[str, Any]:
+def compare(name: str, size: dict[str, Any], task: str = "swing-up") -> dict[str, Any]:
     """Both sides on one task, and the ratios at the target cost."""
-    problem = make_problem(name)
+    problem = make_problem(name, task=task)
     ours = run_diffdyn(problem, size["budget"])
     budget = ours["seconds"]  # the same cap for CMA-ES: diffdyn's whole run, compiling included
     check = judged_cost(problem, ours["best_theta"])
@@ -543,16 +554,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(__doc__, argv)
     size = QUICK if args.quick else FULL
     tasks = {}
-    for name in SYSTEMS:
-        print(f"{name} swing-up", flush=True)
-        tasks[name] = compare(name, size)
+    for name, task in TASKS:
+        print(f"{name} {task}", flush=True)
+        tasks[f"{name} {task}"] = compare(name, size, task)
     rollouts = min(t["rollouts_ratio"] for t in tasks.values())
     seconds = min(t["seconds_ratio"] for t in tasks.values())
     headline = min(tasks.values(), key=lambda t: t["seconds_ratio"])
     record = {
         "compares": (
-            "swing-up of the pendulum and of the cart-pole, the task's default MLP policy from "
-            "the same initial weights, the same cost and rollouts (the library's RolloutCost, "
+            "swing-up and track of the pendulum and of the cart-pole, the task's default policy "
+            "from the same initial weights, the same cost and rollouts (the library's RolloutCost, "
             "jitted, on both sides): diffdyn train_controller (Adam through the rollouts, the "
             "task's defaults and budget) vs CMA-ES (cma, default population, σ0 and "
             "full/diagonal tried, the same wall-clock cap, IPOP restarts) on the flattened "
@@ -566,7 +577,7 @@ def main(argv: list[str] | None = None) -> None:
         "diffdyn_compile_s": headline["diffdyn"]["compile_seconds"],
         "ratio": seconds,
         "ratio_means": "CMA-ES seconds / diffdyn seconds to the same cost (compiling included), "
-        "the smaller over the two tasks; > 1 means diffdyn is faster",
+        "the smaller over the tasks; > 1 means diffdyn is faster",
         "rollouts_ratio": rollouts,
         "target": {
             "ratio_at_least": TARGET_SECONDS,
