@@ -95,6 +95,8 @@ FULL = {
         ("task", True, 0.1),
         ("task", True, 0.3),
         ("task", True, 1.0),
+        ("task", True, 3.0),
+        ("task", True, 10.0),
         ("task", False, 0.3),
         ("training", True, 0.1),
         ("training", True, 0.3),
@@ -562,8 +564,9 @@ def main(argv: list[str] | None = None) -> None:
     headline = min(tasks.values(), key=lambda t: t["seconds_ratio"])
     record = {
         "compares": (
-            "swing-up and track of the pendulum and of the cart-pole, the task's default policy "
-            "from the same initial weights, the same cost and rollouts (the library's RolloutCost, "
+            "swing-up and track of the pendulum and of the cart-pole, the task's default "
+            "policy from the same initial weights, the same cost and rollouts (the library's "
+            "RolloutCost, "
             "jitted, on both sides): diffdyn train_controller (Adam through the rollouts, the "
             "task's defaults and budget) vs CMA-ES (cma, default population, σ0 and "
             "full/diagonal tried, the same wall-clock cap, IPOP restarts) on the flattened "
