@@ -155,6 +155,11 @@ class AbstractSystem(eqx.Module):
         return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("static"))
 
     # -- driving input ---------------------------------------------------------------------
+    def exogenous_names(self) -> tuple[str, ...]:
+        """The names of what `exogenous` returns (`exog_variables`, unless the system is driven
+        by something of its own, as a controlled flow by a recorded input)."""
+        return tuple(self.exog_variables)
+
     def exogenous(self, key: PRNGKeyArray | None, times: Float[Array, " T"]) -> Array | None:
         """The exogenous input `[T, m]` at `times`, or `None` for an undriven system.
 

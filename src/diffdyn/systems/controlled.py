@@ -100,14 +100,15 @@ class AbstractControlledFlow(AbstractFlow):
             u = self.recorded_input(t).astype(state.dtype)
         return self.controlled_field(t, state, u)
 
-    @property
-    def exog_variables(self) -> tuple[str, ...]:  # type: ignore[override]
-        """The controls, while a recorded input drives the system (`simulate` then records it
-        as the series' `exog`, which `identify` reads back); none for the free system."""
+    def exogenous_names(self) -> tuple[str, ...]:
+        """The controls while a recorded input drives the system (`simulate` then records it as
+        the series' `exog`, which `identify` reads back); none for the free system."""
         return tuple(self.control_names) if self.recorded_input is not None else ()
 
-    def forcing(self, t):
-        return None if self.recorded_input is None else self.recorded_input(t)
+    def exogenous(self, key, times):
+        if self.recorded_input is None:
+            return None
+        return jax.vmap(self.recorded_input)(times)
 
     def driven_by(self, times: ArrayLike | None, values: ArrayLike | None = None):
         """This system under the recorded input `values` `[T, m]` (one column per control, in

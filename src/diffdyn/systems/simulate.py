@@ -199,7 +199,7 @@ def simulate(
         )
     if _concrete(y0):
         batch = y0.shape[0] if y0.ndim == 2 else 1
-        saved = float(steps) * batch * (len(variables) + len(system.exog_variables) + 1)
+        saved = float(steps) * batch * (len(variables) + len(system.exogenous_names()) + 1)
         check_memory(
             saved * 4 * 4, f"simulating {steps} samples of {name}", "ask for fewer steps."
         )
@@ -284,7 +284,7 @@ def simulate(
         times,
         tuple(variables),
         exog=exog,
-        exog_variables=tuple(system.exog_variables) if exog is not None else (),
+        exog_variables=system.exogenous_names() if exog is not None else (),
         dt=dt,
         metadata=metadata,
     )
