@@ -189,6 +189,25 @@ def test_tuning_lowers_the_validation_loss_and_keeps_the_draw(name):
     assert ReservoirTuning.from_json(report.to_json()) == report
 
 
+def test_tuning_keeps_its_best_start_when_the_gradient_steps_diverge(monkeypatch):
+    # Seen on Lorenz-63 with two OpenBLAS threads: a float32 readout solve at a tiny ridge went
+    # non-finite in the gradient steps; the fit then goes on from the validated start.
+    import diffdyn.train.reservoir_tuning as tuning
+    from diffdyn.train.loop import TrainingError
+
+    def diverging(*args, **kwargs):
+        raise TrainingError("training diverged at step 3: the loss went non-finite.")
+
+    monkeypatch.setattr(tuning, "train", diverging)
+    values = _series(300)
+    model = build_model("ngrc", 2, key=jax.random.key(0))
+    tuned, report = tune_reservoir(model, values, key=jax.random.key(1), steps=10, progress=False)
+    assert report.steps == 0 and "diverged" in report.stop_reason
+    assert report.tuned_loss <= report.initial_loss and np.isfinite(report.tuned_loss)
+    for key, value in report.tuned.items():
+        assert float(getattr(tuned, key)) == pytest.approx(value, rel=1e-6)
+
+
 def test_esn_scales_are_array_fields_that_shape_the_reservoir():
     model = ESN(2, key=jax.random.key(3), size=30, spectral_radius=0.5, input_scaling=0.2)
     radius = np.max(np.abs(np.linalg.eigvals(np.asarray(model.recurrent_matrix()))))

@@ -44,7 +44,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ..errors import DiffdynError
 from ..models.reservoir import AbstractReservoir
 from ..nn.ridge import RIDGE_CANDIDATES, cross_validated_forecasts
-from .loop import train
+from .loop import TrainingError, train
 
 TUNING_STEPS = 50
 FOLDS = 3
@@ -287,24 +287,34 @@ def tune_reservoir(
     left = None if budget is None else budget - (time.perf_counter() - started)
     steps_taken, stop_reason = 0, "the budget was spent before the gradient steps"
     if left is None or left > 0:
-        outcome = train(
-            start,
-            loss,
-            _TrainingSeries(values, exog),
-            optax.chain(optax.clip_by_global_norm(TUNING_CLIP), optax.adam(learning_rate)),
-            key=key,
-            steps=steps,
-            budget=left,
-            validate=validate,
-            validate_every=VALIDATE_EVERY,
-            max_failures=max(5, steps // 4),
-            progress=f"tuning {model.name}" if progress is True else progress,
-            divergence_advice="give tune=off (-p tune=off) or an explicit ridge.",
-        )
-        if outcome.best_val < tuned_loss:  # else no validation beat the start: keep it
-            best, tuned_loss = outcome.module, outcome.best_val
-        steps_taken, stop_reason = outcome.steps, outcome.stop_reason
-        solves += FOLDS * (outcome.steps + len(outcome.history))
+        try:
+            outcome = train(
+                start,
+                loss,
+                _TrainingSeries(values, exog),
+                optax.chain(optax.clip_by_global_norm(TUNING_CLIP), optax.adam(learning_rate)),
+                key=key,
+                steps=steps,
+                budget=left,
+                validate=validate,
+                validate_every=VALIDATE_EVERY,
+                max_failures=max(5, steps // 4),
+                progress=f"tuning {model.name}" if progress is True else progress,
+                divergence_advice="give tune=off (-p tune=off) or an explicit ridge.",
+            )
+        except TrainingError as error:
+            # The gradient steps are a refinement of a start that was already validated: when
+            # they diverge (a readout solve that went non-finite, e.g. in float32 at a tiny
+            # ridge), the fit goes on from that start, and the report says why.
+            stop_reason = (
+                f"the gradient steps diverged, so the best start was kept ({error}; the "
+                "readout solves of those steps are not counted)"
+            )
+        else:
+            if outcome.best_val < tuned_loss:  # else no validation beat the start: keep it
+                best, tuned_loss = outcome.module, outcome.best_val
+            steps_taken, stop_reason = outcome.steps, outcome.stop_reason
+            solves += FOLDS * (outcome.steps + len(outcome.history))
     tuned_values = {name: float(value) for name, value in best.values().items()}
     if not tuned_loss < initial_loss:  # nothing beat the model's own values: keep them exactly
         tuned_values, tuned_loss = dict(model.tunable_values()), initial_loss
