@@ -105,10 +105,8 @@ class AbstractControlledFlow(AbstractFlow):
         the series' `exog`, which `identify` reads back); none for the free system."""
         return tuple(self.control_names) if self.recorded_input is not None else ()
 
-    def exogenous(self, key, times):
-        if self.recorded_input is None:
-            return None
-        return jax.vmap(self.recorded_input)(times)
+    def forcing(self, t):
+        return None if self.recorded_input is None else self.recorded_input(t)
 
     def driven_by(self, times: ArrayLike | None, values: ArrayLike | None = None):
         """This system under the recorded input `values` `[T, m]` (one column per control, in

@@ -65,7 +65,7 @@ class AbstractFlow(AbstractSystem):
     def exogenous(self, key, times):
         import jax
 
-        if not self.exog_variables:
+        if not self.exogenous_names():
             return None
         return jax.vmap(self.forcing)(times)
 
