@@ -142,6 +142,41 @@ def test_jit_and_vmap():
         np.testing.assert_allclose(out, soft_rank(row, strength=0.1), rtol=1e-5)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 1000])
+def test_bitonic_order_is_the_stable_descending_argsort(n):
+    """The sorting network behind every soft op gives `argsort(-z, stable=True)`: one vector,
+    under vmap (its batch-last rule), under nested vmap, with ties and infinities, for lengths
+    that are and are not powers of two."""
+    from diffdyn.nn.soft import _descending_order
+
+    rng = np.random.default_rng(n)
+    z = rng.integers(-3, 4, size=(3, 2, n)).astype(np.float32)  # many ties
+    z[0, 0, : min(n, 3)] = -np.inf
+    z[1, 1, -1] = np.inf
+    expected = np.argsort(-z, axis=-1, kind="stable")
+    np.testing.assert_array_equal(_descending_order(jnp.asarray(z[0, 0])), expected[0, 0])
+    np.testing.assert_array_equal(jax.vmap(_descending_order)(jnp.asarray(z[0])), expected[0])
+    nested = jax.jit(jax.vmap(jax.vmap(_descending_order)))(jnp.asarray(z))
+    np.testing.assert_array_equal(nested, expected)
+    # the batch in the other axis: in_axes=1
+    swapped = jax.vmap(_descending_order, in_axes=1, out_axes=1)(jnp.asarray(z[2].T))
+    np.testing.assert_array_equal(swapped, expected[2].T)
+
+
+def test_gradient_under_vmap_equals_the_per_vector_gradient():
+    theta = jax.random.normal(jax.random.key(1), (5, 33))
+    weights = jax.random.normal(jax.random.key(2), (5, 33))
+
+    def total(t, w):
+        return jnp.sum(w * soft_rank(t, strength=0.5))
+
+    batched = jax.jit(jax.vmap(jax.grad(total)))(theta, weights)
+    single = jax.grad(lambda t: jnp.sum(jax.vmap(total)(t, weights)))(theta)
+    for row, w, out, out2 in zip(theta, weights, batched, single):
+        np.testing.assert_allclose(out, jax.grad(total)(row, w), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out2, out, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
