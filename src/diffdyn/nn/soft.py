@@ -129,12 +129,14 @@ def _block_ids(y: Float[Array, " n"]) -> tuple[Int[Array, " n"], Float[Array, " 
         return start, block, totals[:, 1], violations(start, value)
 
     start = jnp.ones(n, bool)
-    state = round_((start, jnp.arange(n), ones, violations(start, y)))
+    state = (start, jnp.arange(n, dtype=jnp.int32), ones, violations(start, y))
     _, block, counts, _ = lax.while_loop(lambda s: jnp.any(s[3]), round_, state)
     return block, counts
 
 
-def _count_prefix(flags: Bool[Array, " n"], chunk: int = 32) -> Int[Array, " n"]:
+def _count_prefix(
+    flags: Bool[Array, " n"] | Float[Array, " n"], chunk: int = 32
+) -> Int[Array, " n"]:
     """`jnp.cumsum(flags)` as products with a 32 × 32 triangle of ones: prefix counts within
     chunks of 32, plus the chunks' own prefix counts (recursively). XLA:CPU lowers `cumsum` to an
     associative scan of ~20 passes (0.4 ms for 64 × 1000); this is half that. Exact: the counts
@@ -150,9 +152,11 @@ def _count_prefix(flags: Bool[Array, " n"], chunk: int = 32) -> Int[Array, " n"]
 
 
 def _block_mean(x, block, counts):
+    """The mean of `x` `[n, ...]` over each element's block, per trailing column."""
     n = x.shape[0]
     sums = jax.ops.segment_sum(x, block, n, indices_are_sorted=True)
-    return (sums / jnp.maximum(counts, 1))[block]
+    sizes = jnp.maximum(counts, 1).reshape((n,) + (1,) * (x.ndim - 1))
+    return (sums / sizes)[block]
 
 
 @jax.custom_vjp
@@ -237,10 +241,8 @@ def _minus_pooled(a: Float[Array, " n"], b: Float[Array, " n"]) -> Float[Array, 
 
 
 def _minus_pooled_forward(a, b):
-    n = a.shape[0]
     block, counts = _block_ids(lax.stop_gradient(a - b))
-    sums = jax.ops.segment_sum(jnp.stack([a, b], -1), block, n, indices_are_sorted=True)
-    means = (sums / jnp.maximum(counts, 1)[:, None])[block]
+    means = _block_mean(jnp.stack([a, b], -1), block, counts)  # one segment sum for both
     return a - means[:, 0] + means[:, 1], (block, counts)
 
 
