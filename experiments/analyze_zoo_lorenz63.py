@@ -11,7 +11,7 @@ registry defaults, trained for 20 s of wall-clock (compiling included) on the de
 simulation (10 000 samples, dt = 0.01, seed 0), scored on a fresh trajectory (VPT, ε = 0.5,
 in Lyapunov times λ₁ = 0.9056), then analyzed as `compare` does it
 (`diffdyn.analysis.analyze_model`): the model's Lyapunov spectrum (variables + 1 = 4
-exponents, 50 Lyapunov times of averaging) against the system's own (float32, 1000 time
+exponents, 20 Lyapunov times of averaging) against the system's own (float32, 1000 time
 units), and a closed-loop run of 100 Lyapunov times against the fresh trajectory
 (power-spectrum Hellinger distance averaged over x, y, z; sliced Wasserstein-1 of the state
 density; Grassberger–Procaccia dimension; behaviour). Two cells run side by side.
@@ -70,7 +70,7 @@ def main() -> None:
         "what": "every registered model on Lorenz-63: VPT beside λ₁ and long-run distances",
         "settings": {
             "grid": f"run_compare(['lorenz63'], ['all'], budget_per_model={BUDGET}, workers=2)",
-            "long_run": "compare's analysis: 4 exponents over 50 Lyapunov times; closed loop "
+            "long_run": "compare's analysis: 4 exponents over 20 Lyapunov times; closed loop "
             "of 100 Lyapunov times against a fresh trajectory; standardised units",
             "true_lambda_1": 0.9056,
         },

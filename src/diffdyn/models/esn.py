@@ -102,6 +102,10 @@ class ESN(AbstractReservoir):
     Lorenz-63 at dt = 0.025, `experiments/ngrc_lorenz63.py` tuned ρ = 0.3, input scaling 0.1,
     ridge 1e-10 (VPT 7.0 Lyapunov times from 400 training points, against 3.6 with the
     defaults and the former fixed ridge 1e-6); noisy data need a larger ridge.
+    The automatic α is chosen for 100-step forecasts and can leave the closed loop slowly
+    decaying modes of its own, above the attractor's third Lyapunov exponent; to reproduce the
+    attractor's spectrum too, start from `ridge=1e-5` (with `tune`: on Lorenz-63 the third
+    exponent is then λ₃ on 5 of 5 seeds, against 2 of 5; `docs/analysis.md` §2).
 
     **Example:**
 
