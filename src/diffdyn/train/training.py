@@ -32,7 +32,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .data_source import TEST_FRACTION, DataSource, lyapunov_exponent_of
 from .fit import fit
-from .loop import read_state_meta
+from .loop import module_is_finite, read_state_meta
 from .reservoir_tuning import fit_reservoir
 from .results import TrainResult
 
@@ -453,7 +453,7 @@ def _train_into(folder, resume, target, train, series, source, model_name, hyper
         trained, stop_reason, finished = model, "nothing to fit", True
         sidecar["train_seconds"] = 0.0
     leaves = jax.tree_util.tree_leaves(eqx.filter(trained, eqx.is_inexact_array))
-    if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves):
+    if not module_is_finite(trained):
         raise DiffdynError(
             "training produced non-finite parameters; nothing was saved. "
             + _non_finite_advice(model_name, hyper, config)
