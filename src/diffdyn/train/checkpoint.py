@@ -595,8 +595,10 @@ def sidecar_problem(sidecar: dict[str, Any]) -> str:
 
 
 def template_model(sidecar: dict[str, Any]) -> AbstractForecaster:
-    """An untrained model of the sidecar's kind and shape, to read arrays into."""
-    try:
+    """An untrained model of the sidecar's kind and shape, to read arrays into: abstract (its
+    arrays `jax.ShapeDtypeStruct`s, nothing drawn or compiled) unless it is drawn on the host."""
+
+    def construct():
         return build_model(
             sidecar["model"],
             int(sidecar["dim"]),
@@ -605,6 +607,12 @@ def template_model(sidecar: dict[str, Any]) -> AbstractForecaster:
             key=jax.random.key(0),
             **sidecar["hyperparameters"],
         )
+
+    try:
+        try:
+            return eqx.filter_eval_shape(construct)
+        except jax.errors.TracerArrayConversionError:  # drawn on the host (the ESN)
+            return construct()
     except KeyError as error:
         raise CheckpointError(f"the model description lacks {error}; retrain the model.") from None
     except (DiffdynError, TypeError, ValueError) as error:
