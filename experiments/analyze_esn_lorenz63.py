@@ -130,8 +130,10 @@ def run_config(config: str, hyperparameters: dict) -> dict:
             "seed": seed,
             "train_seconds": fitted.seconds,
             "ridge": float(forecaster.module.ridge),
-            "reservoir": {k: float(getattr(forecaster.module, k))
-                          for k in ("spectral_radius", "input_scaling", "bias_scaling", "leak")},
+            "reservoir": {
+                k: float(getattr(forecaster.module, k))
+                for k in ("spectral_radius", "input_scaling", "bias_scaling", "leak")
+            },
             "stop_reason": fitted.sidecar.get("stop_reason"),
             "exponents": exponents.tolist(),
             "kaplan_yorke_dimension": dimension,

@@ -1371,7 +1371,7 @@ def compare_command(
         typer.Option(
             "--budget-per-model",
             help="Wall-clock limit of each cell's training, compiling and validation included: "
-            "90, 60s, 5m, 1h.",
+            "90, 60s, 5m, 1h (default 14s: the default grid's 34 cells in 5 minutes on 2 cores).",
         ),
     ] = None,
     threshold: Annotated[

@@ -68,11 +68,12 @@ from .store import STORE_FILE, ResultsStore
 
 DEFAULT_SYSTEMS = ("lorenz63", "mackey-glass")
 DEFAULT_MODELS = ("all",)
-# Wall-clock seconds per cell, compiling and validation included: the default grid (2 systems
-# x all 13 built-in models, 1 seed, 2 workers) took 4 min 23 s on 2 quiet cores (2026-12-01),
-# with the long-run columns and 17 models 7 min 52 s (34 cells, load 2-4, empty cache), and
-# 7 min 14 s quiet with each worker pinned to its core (2026-12-02).
-DEFAULT_BUDGET = 20.0
+# Wall-clock seconds per cell, compiling and validation included. 34 cells of the default grid
+# (2 systems x 17 models, 28 of them gradient-trained, 2 workers) must fit 5 minutes on 2
+# cores: at 20 s the training alone took 28 x 20 of the 600 core-seconds, and the grid 358 s
+# on a quiet machine (2026-12-02); at 15 s 297-301 s, at 14 s 282 s, with the best gradient
+# models at 3.53 (Lorenz-63, lstm) and 1.82 (Mackey-Glass, gru) Lyapunov times.
+DEFAULT_BUDGET = 14.0
 # Cells side by side in the command's default: one per core, at most two (measured on 2 cores:
 # compiling is single-threaded, so a second cell fills the idle core), each worker pinned to
 # its own core (`worker_cpus`).
