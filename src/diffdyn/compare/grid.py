@@ -71,8 +71,8 @@ DEFAULT_MODELS = ("all",)
 # Wall-clock seconds per cell, compiling and validation included. 34 cells of the default grid
 # (2 systems x 17 models, 28 of them gradient-trained, 2 workers) must fit 5 minutes on 2
 # cores: at 20 s the training alone took 28 x 20 of the 600 core-seconds, and the grid 358 s
-# on a quiet machine (2026-12-02); at 15 s 297-301 s, at 14 s 282 s, with the best gradient
-# models at 3.53 (Lorenz-63, lstm) and 1.82 (Mackey-Glass, gru) Lyapunov times.
+# on a quiet machine (2026-12-02); at 15 s 297-301 s, at 14 s 282 and 295 s, with the best
+# gradient models at 3.53 and 3.30 (Lorenz-63, lstm), 1.82 and 1.90 (Mackey-Glass, gru).
 DEFAULT_BUDGET = 14.0
 # Cells side by side in the command's default: one per core, at most two (measured on 2 cores:
 # compiling is single-threaded, so a second cell fills the idle core), each worker pinned to
