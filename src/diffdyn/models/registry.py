@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -152,9 +153,8 @@ def check_model_size(
         key = jax.random.key(0)
         return spec.cls(dim, exog_dim, key=key, **spec.fixed, **params)  # pyright: ignore[reportCallIssue]
 
-    try:
-        abstract = eqx.filter_eval_shape(construct)
-    except jax.errors.TracerArrayConversionError:
+    abstract = abstract_model(construct)
+    if abstract is None:
         return None  # drawn on the host (the ESN), which checks its own size before drawing
     given = ", ".join(f"{k}={v}" for k, v in params.items() if isinstance(v, int))
     check_training_memory(
@@ -163,6 +163,16 @@ def check_model_size(
         "give smaller hyperparameters with -p NAME=VALUE.",
     )
     return abstract
+
+
+def abstract_model(construct: Callable[[], AbstractForecaster]) -> AbstractForecaster | None:
+    """`construct()` run abstractly (`eqx.filter_eval_shape`: its arrays as
+    `jax.ShapeDtypeStruct`s, nothing drawn, allocated or compiled), or `None` for a model
+    drawn on the host (the ESN), which cannot be traced."""
+    try:
+        return eqx.filter_eval_shape(construct)
+    except jax.errors.TracerArrayConversionError:
+        return None
 
 
 def _load_builtin() -> None:

@@ -49,7 +49,7 @@ from .. import __version__
 from ..errors import DiffdynError
 from ..files import LOCK_FILE, atomic_write, folder_lock
 from ..models.base import AbstractForecaster
-from ..models.registry import build_model, model_spec, resolve_hyperparameters
+from ..models.registry import abstract_model, build_model, model_spec, resolve_hyperparameters
 from .loop import signals_held
 
 FORMAT = 1
@@ -609,10 +609,8 @@ def template_model(sidecar: dict[str, Any]) -> AbstractForecaster:
         )
 
     try:
-        try:
-            return eqx.filter_eval_shape(construct)
-        except jax.errors.TracerArrayConversionError:  # drawn on the host (the ESN)
-            return construct()
+        abstract = abstract_model(construct)
+        return construct() if abstract is None else abstract
     except KeyError as error:
         raise CheckpointError(f"the model description lacks {error}; retrain the model.") from None
     except (DiffdynError, TypeError, ValueError) as error:
