@@ -167,8 +167,8 @@ def test_cli_refuses_bad_attention_settings_before_anything_is_made(args, messag
 def test_unrolling_changes_neither_forecast_nor_gradient(getkey):
     """`unroll=True` compiles the same computation unrolled: same forecast, same gradient."""
     key, data = getkey(), getkey()
-    looped, unrolled = _model(key), _model(key, unroll=True)
-    assert not looped.unroll and unrolled.unroll
+    looped, unrolled = _model(key, unroll="off"), _model(key, unroll=True)
+    assert (looped.unroll, unrolled.unroll) == ("off", "on")
     context = jax.random.normal(data, (CONTEXT, DIM))
 
     def loss(m):  # 25 steps: 3 re-encoding chunks of 10, the last one padded
@@ -183,3 +183,30 @@ def test_unrolling_changes_neither_forecast_nor_gradient(getkey):
     np.testing.assert_allclose(weights_a, weights_b, rtol=1e-5, atol=1e-6)
     for a, b in zip(jax.tree_util.tree_leaves(grad_a), jax.tree_util.tree_leaves(grad_b)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_unroll_auto_unrolls_for_long_trainings_only(getkey):
+    """`unroll="auto"` (the default) is chosen by `for_training` from the budget; `fit` hands the
+    trained parameters back in the model as it was given."""
+    from diffdyn.models.attention_seq2seq import UNROLL_MIN_BUDGET
+    from diffdyn.train import TrainConfig, fit
+
+    model = _model(getkey())
+    assert model.unroll == "auto"
+    assert model.for_training(None).unroll == "on"
+    assert model.for_training(UNROLL_MIN_BUDGET).unroll == "on"
+    assert model.for_training(14.0).unroll == "off"
+    chosen = model.for_training(None)
+    leaves = [jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array)) for m in (chosen, model)]
+    assert len(leaves[0]) == len(leaves[1])
+    assert all(a is b for a, b in zip(*leaves))  # the same parameters, not copies
+    for fixed in ("on", "off"):
+        assert _model(getkey(), unroll=fixed).for_training(None).unroll == fixed
+    with pytest.raises(DiffdynError, match="unroll=auto, on or off"):
+        _model(getkey(), unroll="sometimes")
+
+    values = jnp.sin(jnp.linspace(0, 30, 300))[:, None] * jnp.ones((1, DIM))
+    config = TrainConfig(context=CONTEXT, horizon=5, batch_size=8, epochs=1)
+    outcome = fit(model, values, None, config, key=getkey(), progress=False)
+    assert outcome.module.unroll == outcome.last_module.unroll == "auto"
+    assert outcome.steps > 0

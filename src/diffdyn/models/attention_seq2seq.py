@@ -19,6 +19,7 @@ context into one vector: every output step looks back at every input step, and t
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 import equinox as eqx
@@ -34,6 +35,16 @@ from .registry import ModelSpec, register_model
 from .rnn import make_cell
 
 READOUT_SCALE = 0.01  # of the readout's initial weights (see `AttentionEncoderDecoder`)
+UNROLL_MIN_BUDGET = 60.0  # seconds: the shortest budget that `unroll="auto"` unrolls for
+
+
+def parse_unroll(unroll: str | bool) -> str:
+    """The `unroll` hyperparameter as `"auto"`, `"on"` or `"off"` (`true`/`false` accepted)."""
+    text = str(unroll).strip().lower()
+    text = {"true": "on", "false": "off", "1": "on", "0": "off"}.get(text, text)
+    if text not in ("auto", "on", "off"):
+        raise DiffdynError(f"seq2seq-attention needs unroll=auto, on or off; got {unroll!r}.")
+    return text
 
 
 class AttentionEncoderDecoder(AbstractForecaster):
@@ -56,11 +67,14 @@ class AttentionEncoderDecoder(AbstractForecaster):
       not extend far beyond them (on Lorenz-63, 120 s of training gave VPT 0.57 ± 0.21
       Lyapunov times without re-encoding, 2.93 ± 1.1 with it; docs/attention.md), while
       chunks it was trained on carry the forecast to any horizon.
-    - `unroll`: unroll the decoder's loop over a chunk (and the loop over ≤ 4 chunks) when it
-      has at most 20 steps. Off by default: on 2 cores (2026-12-01) it made a training step
-      about 15 % faster but doubled its compile time (5.1 s against 2.8 s), which a
-      budget-limited run (`compare`'s 20 s cells) pays out of its training; turn it on for
-      long training runs (`-p unroll=true`).
+    - `unroll`: `"auto"` (the default), `"on"` or `"off"` (also `true` / `false`): unroll the
+      decoder's loop over a chunk (and the loop over ≤ 4 chunks) when it has at most 20 steps.
+      Unrolled, a training step is faster (bench/attention_seq2seq_step.py, 2026-12-02:
+      13.1 against 17.4 ms) but takes longer to compile, which a short budget pays out of its
+      training (in `compare`'s 14 s cells, with two workers compiling at once, the unrolled
+      model compiled for 11.7 s on Mackey–Glass and took one step). `"auto"` unrolls when
+      `train.fit` trains without a budget or with at least `UNROLL_MIN_BUDGET` = 60 s
+      (`for_training`), and forecasts (evaluation, a loaded model) run the loops rolled.
 
     **Returns** `(forecast [horizon, dim], {"attention": [horizon, context]})`; row i of the
     alignment is the weight each step of the encoded window gets when forecasting step i (rows
@@ -90,7 +104,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
     readout: eqx.nn.Linear
     cell: str = eqx.field(static=True)
     reencode: int = eqx.field(static=True)
-    unroll: bool = eqx.field(static=True)
+    unroll: str = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     exog_dim: int = eqx.field(static=True)
 
@@ -105,7 +119,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
         score: str = "additive",
         attention: int = 0,
         reencode: int = 10,
-        unroll: bool = False,
+        unroll: str | bool = "auto",
     ):
         if reencode < 0:
             raise DiffdynError(
@@ -134,9 +148,19 @@ class AttentionEncoderDecoder(AbstractForecaster):
         )  # fmt: skip
         self.cell = cell
         self.reencode = reencode
-        self.unroll = bool(unroll)
+        self.unroll = parse_unroll(unroll)
         self.dim = dim
         self.exog_dim = exog_dim
+
+    def for_training(self, budget: float | None) -> AttentionEncoderDecoder:
+        """With `unroll="auto"`: the loops unrolled for a run without a budget or with at
+        least `UNROLL_MIN_BUDGET` seconds, rolled for a shorter one (see `unroll`)."""
+        if self.unroll != "auto":
+            return self
+        chosen = "on" if budget is None or budget >= UNROLL_MIN_BUDGET else "off"
+        model = copy.copy(self)
+        object.__setattr__(model, "unroll", chosen)  # a static field: the same parameters
+        return model
 
     def encode(self, inputs: Float[Array, "context input"]) -> Float[Array, "context annotation"]:
         """Annotations h_j = [→h_j ; ←h_j] of every context step (eq. 6)."""
@@ -169,9 +193,10 @@ class AttentionEncoderDecoder(AbstractForecaster):
             return (state, y), (y, weights)
 
         start = (self._initial_state(annotations), window[-1])
-        # Unrolled only on request (`unroll`): in compare's 20 s budgets, with two workers
-        # compiling at once, the unrolled model compiled for 15-20 s and trained one step.
-        unroll = steps if self.unroll and steps <= 20 else 1
+        # Unrolled only when asked, or chosen for a long training (`for_training`): in
+        # compare's 14 s budgets, with two workers compiling at once, the unrolled model
+        # compiled for 11.7 s on Mackey-Glass and trained one step.
+        unroll = steps if self.unroll == "on" and steps <= 20 else 1
         _, (forecast, weights) = jax.lax.scan(
             step, start, exog_window[n_context - 1 :], length=steps, unroll=unroll
         )
@@ -198,7 +223,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
             window = jnp.concatenate([window, forecast])[-n_context:]
             return window, (forecast, weights)
 
-        unroll = chunks if self.unroll and chunks <= 4 else 1
+        unroll = chunks if self.unroll == "on" and chunks <= 4 else 1
         _, (forecast, weights) = jax.lax.scan(chunk, context, jnp.arange(chunks), unroll=unroll)
         forecast = forecast.reshape(chunks * every, self.dim)[:horizon]
         weights = weights.reshape(chunks * every, n_context)[:horizon]
@@ -215,7 +240,7 @@ register_model(
             "score": "additive",
             "attention": 0,
             "reencode": 10,
-            "unroll": False,
+            "unroll": "auto",
         },
         "bidirectional RNN encoder + attention decoder (Bahdanau; tutorial eqs. 6–10)",
         training={"context": 32, "horizon": 20, "strategy": "curriculum", "learning_rate": 2e-3},

@@ -63,3 +63,12 @@ class AbstractForecaster(eqx.Module):
     ) -> AbstractForecaster:
         """Return a copy fitted in closed form to a (scaled) training series."""
         raise NotImplementedError(f"{type(self).__name__} is not fitted in closed form.")
+
+    def for_training(self, budget: float | None) -> AbstractForecaster:
+        """The model as `train.fit` trains it under `budget` seconds (`None`: no time limit).
+
+        A model may compile a faster but longer-to-compile program when the budget can pay
+        for it (seq2seq-attention unrolls its decoder only then); the parameters are the same.
+        The default is the model itself.
+        """
+        return self

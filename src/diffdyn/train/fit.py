@@ -219,6 +219,7 @@ def fit(
     """
     if model.fit_kind != "gradient":
         raise TrainingError(f"{type(model).__name__} is not trained by gradient descent.")
+    given, model = model, model.for_training(budget)
     values = jnp.asarray(values)
     exog = None if exog is None else jnp.asarray(exog)
     span = config.context + config.horizon
@@ -267,6 +268,15 @@ def fit(
             f"(clip, now {config.clip:g}) or a shorter horizon (now {config.horizon})."
         ),
     )
+    if model is not given:  # the trained parameters back in the model as it was given
+        structure = jax.tree_util.tree_structure(given)
+
+        def as_given(module):
+            return jax.tree_util.tree_unflatten(structure, jax.tree_util.tree_leaves(module))
+
+        outcome = dataclasses.replace(
+            outcome, module=as_given(outcome.module), last_module=as_given(outcome.last_module)
+        )
     if outcome.finished and outcome.stop_reason.endswith("steps done"):
         reason = f"{config.epochs} epochs done ({outcome.steps} steps)"
         outcome = dataclasses.replace(outcome, stop_reason=reason)
