@@ -226,6 +226,34 @@ def test_switching_forecaster_gates_rows_sum_to_one_and_a_cold_gate_picks_one_ex
     np.testing.assert_allclose(values[0], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_competitive_penalty_is_the_mixture_likelihood_of_the_context_transitions(getkey):
+    """`competition=λ`: λ · mean_t −log Σ_k w_k(y_t) exp(−‖Δy_t − f_k‖² / 2σ²) over the
+    context's one-step transitions (Jacobs et al. 1991), σ² the mixture's mean squared error;
+    computed here by hand, transition by transition."""
+    key, depth, lam = getkey(), 2, 0.5
+    model = SwitchingForecaster(2, 1, key=key, experts=3, delays=depth, width=4,
+                                competition=lam)  # fmt: skip
+    plain = SwitchingForecaster(2, 1, key=key, experts=3, delays=depth, width=4)
+    context = jax.random.normal(getkey(), (9, 2))
+    exog = jax.random.normal(getkey(), (9 + 5, 1))
+    values, aux = eqx.filter_jit(lambda m: m(context, exog, horizon=5))(model)
+    plain_values, plain_aux = eqx.filter_jit(lambda m: m(context, exog, horizon=5))(plain)
+    assert "penalty" not in plain_aux
+    np.testing.assert_allclose(values, plain_values, rtol=1e-6)  # the forecast is unchanged
+    predicted, increments, weights = [], [], []
+    for t in range(depth - 1, 8):
+        features = jnp.concatenate([context[t - depth + 1 : t + 1].ravel(),
+                                    exog[t - depth + 1 : t + 2].ravel()])  # fmt: skip
+        predicted.append(np.stack([_expert(model, k)(features) for k in range(3)]))
+        increments.append(np.asarray(context[t + 1] - context[t]))
+        weights.append(np.asarray(model.weights(context[t])))
+    f, d, w = np.array(predicted), np.array(increments), np.array(weights)
+    errors = ((f - d[:, None]) ** 2).sum(-1)
+    scale = (((w[..., None] * f).sum(1) - d) ** 2).sum(-1).mean()
+    expected = -lam * np.mean(np.log((w * np.exp(-errors / (2 * scale))).sum(1)))
+    assert float(aux["penalty"]) == pytest.approx(expected, rel=1e-4)
+
+
 def _expert(model, k):
     return jax.tree.map(lambda a: a[k] if eqx.is_array(a) else a, model.experts)
 
@@ -289,6 +317,7 @@ def test_act_forecaster_gradient_matches_finite_differences(x64, getkey):
     [
         ("switching", {"experts": 1}, ["at least 2 experts", "experts=1"]),
         ("switching", {"temperature": 0.0}, ["temperature must be positive"]),
+        ("switching", {"competition": -1.0}, ["competition", "at least 0"]),
         ("act-rnn", {"max_steps": 0}, ["max_steps must be at least 1"]),
         ("act-rnn", {"epsilon": 1.0}, ["epsilon"]),
     ],

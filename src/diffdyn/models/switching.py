@@ -53,6 +53,17 @@ class SwitchingForecaster(AbstractForecaster):
       itself at any T.
     - `straight_through`: use only the top-scoring expert in the forward pass, with the
       softmax's gradient (straight-through estimator).
+    - `competition`: λ ≥ 0. With λ > 0 the model adds to `fit`'s training loss
+      (`aux["penalty"]`) λ times the competitive error of Jacobs, Jordan, Nowlan & Hinton
+      (1991, "Adaptive mixtures of local experts") on the context's own one-step
+      transitions (observed values only):
+      −log Σ_k w_k(y_t) exp(−‖Δy_t − f_k‖² / 2σ²), with σ² the mixture's mean squared error
+      there (held constant). The blended forecast error makes the experts cooperate — each
+      can cover several regimes — while this error makes them compete, so that each state
+      is given to the one expert that predicts it best. On Chua's circuit, with affine
+      experts and gate, λ = 1 made the gate separate the three linear regions on 3 of 3
+      seeds (normalised mutual information 0.88–0.89, against 0.0–0.70 without;
+      `experiments/switching_chua.py`, docs/control-flow.md). 0 (off) by default.
 
     **Returns** `(forecast [horizon, dim], {"gates": [horizon, K]})`: row k holds the weight of
     each expert in forecast step k + 1 (rows sum to 1).
@@ -77,6 +88,7 @@ class SwitchingForecaster(AbstractForecaster):
     delays: int = eqx.field(static=True)
     temperature: float = eqx.field(static=True)
     straight_through: bool = eqx.field(static=True)
+    competition: float = eqx.field(static=True)
     dim: int = eqx.field(static=True)
     exog_dim: int = eqx.field(static=True)
 
@@ -92,6 +104,7 @@ class SwitchingForecaster(AbstractForecaster):
         gate_width: int = 16,
         temperature: float = 1.0,
         straight_through: bool = False,
+        competition: float = 0.0,
     ):
         if experts < 2:
             raise DiffdynError(
@@ -102,6 +115,8 @@ class SwitchingForecaster(AbstractForecaster):
             raise DiffdynError(f"delays must be a positive whole number; got {delays}.")
         if not temperature > 0:
             raise DiffdynError(f"temperature must be positive; got {temperature}.")
+        if not competition >= 0:
+            raise DiffdynError(f"competition must be 0 (off) or positive; got {competition}.")
         k_experts, k_gate = jax.random.split(key)
         n_in = delays * dim + (delays + 1) * exog_dim
         self.experts = eqx.filter_vmap(lambda k: _mlp(n_in, dim, width, key=k))(
@@ -112,6 +127,7 @@ class SwitchingForecaster(AbstractForecaster):
         self.delays = delays
         self.temperature = float(temperature)
         self.straight_through = bool(straight_through)
+        self.competition = float(competition)
         self.dim = dim
         self.exog_dim = exog_dim
 
@@ -148,7 +164,31 @@ class SwitchingForecaster(AbstractForecaster):
         _, (forecast, gates) = jax.lax.scan(
             step, context[-self.delays :], exog_windows, length=horizon
         )
-        return forecast, {"gates": gates}
+        if self.competition == 0:
+            return forecast, {"gates": gates}
+        penalty = self.competition * self._competitive_loss(context, exog)
+        return forecast, {"gates": gates, "penalty": penalty}
+
+    def _competitive_loss(self, context, exog):
+        """Jacobs et al. 1991's mixture-of-experts error on the context's own one-step
+        transitions: −log Σ_k w_k exp(−‖Δy − f_k‖² / 2σ²), σ² the mixture's mean squared
+        error (held constant), with the gate of the state the window ends at."""
+        n_context, depth = context.shape[0], self.delays
+        ends = jnp.arange(depth - 1, n_context - 1)  # the window ends at t, predicts t + 1
+        rows = ends[:, None] - depth + 1 + jnp.arange(depth)[None, :]
+        windows = context[rows]  # [N, D, d]
+        exog_rows = ends[:, None] - depth + 1 + jnp.arange(depth + 1)[None, :]
+        features = jnp.concatenate(
+            [windows.reshape(len(ends), -1), exog[exog_rows].reshape(len(ends), -1)], axis=1
+        )
+        increments = context[ends + 1] - context[ends]  # [N, d]
+        predicted = jax.vmap(lambda f: eqx.filter_vmap(lambda e: e(f))(self.experts))(features)
+        errors = jnp.sum((predicted - increments[:, None]) ** 2, axis=-1)  # [N, K]
+        weights = jax.vmap(self.weights)(context[ends])  # [N, K]
+        mixed = jnp.sum(weights[..., None] * predicted, axis=1)
+        scale = jax.lax.stop_gradient(jnp.mean(jnp.sum((mixed - increments) ** 2, -1))) + 1e-12
+        log_like = jax.nn.logsumexp(-errors / (2 * scale), b=weights, axis=1)
+        return -jnp.mean(log_like)
 
 
 register_model(
@@ -162,6 +202,7 @@ register_model(
             "gate_width": 16,
             "temperature": 1.0,
             "straight_through": False,
+            "competition": 0.0,
         },
         "K local experts on the last lags mixed by a soft switch on the state (tutorial §2)",
         training={"context": 32, "horizon": 10, "strategy": "curriculum", "learning_rate": 3e-3},
