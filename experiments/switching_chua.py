@@ -25,7 +25,7 @@ without improvement) under a wall-clock cap of `--budget` seconds (default 180).
 - `tdnn`: the registry's default time-delay network (8 delays, 2 × 64 units);
 - `lstm`: the registry's default LSTM (64 units);
 - `act-rnn`: the ACT forecaster (GRU 32, at most 3 ponder steps), for its ponder counts;
-- `switching-competitive`: `switching-affine` with `competition=1`, the competitive
+- `switching-competitive`: `switching-affine` with `competition=0.3`, the competitive
   mixture-of-experts error of Jacobs, Jordan, Nowlan & Hinton (1991) on each context's
   one-step transitions added to the training loss, trained 200 epochs without early stopping;
 - `switching-affine-long`: the same without the competitive error (its control).
@@ -83,7 +83,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "tdnn": ("tdnn", {}),
     "lstm": ("lstm", {}),
     "act-rnn": ("act-rnn", {}),
-    "switching-competitive": ("switching", {"width": 0, "gate_width": 0, "competition": 1.0}),
+    "switching-competitive": ("switching", {"width": 0, "gate_width": 0, "competition": 0.3}),
     "switching-affine-long": ("switching", {"width": 0, "gate_width": 0}),
 }
 # Training options beyond the registry's: 200 epochs without early stopping (the competitive
