@@ -102,8 +102,8 @@ def test_the_fused_episode_equals_eqs_12_13_step_by_step(getkey):
     np.testing.assert_allclose(reference, jnp.stack(by_hand), rtol=1e-5, atol=1e-6)
 
 
-def test_the_hand_written_episode_gradient_matches_finite_differences(x64):
-    steps = 11  # segments of 3 and one padded step
+@pytest.mark.parametrize("steps", [1, 11, 17])  # segments of 1; of 3 after one padded step; of 4
+def test_the_hand_written_episode_gradient_matches_finite_differences(x64, steps):
     key = jax.random.split(jax.random.key(2), 4)
     n = 5
     params = (

@@ -365,8 +365,9 @@ def plastic_episode(
 
     The reverse pass is written by hand (checked against finite differences in float64): the
     forward pass keeps the outputs and the trace only every k ≈ √T steps; the reverse pass
-    recomputes each segment's traces from the stored one, then carries the cotangents of y and
-    H back through it. Autodiff through the scan stores all T traces of n × n (224 MB for one
+    takes a segment at a time, writing the segment's traces and their cotangents as the stored
+    matrices plus low-rank sums of the segment's outputs (`_episode_bwd`). Autodiff through the
+    scan stores all T traces of n × n (224 MB for one
     episode of the task's defaults) and took 1.6–2.3× longer (measured interleaved at n = 1000,
     T = 56 on a loaded 2-core machine). ∂/∂w is one [n, T] · [T, n] product after the loop.
 
@@ -411,6 +412,26 @@ def _episode_fwd(weight, alpha, eta, inputs):
 
 
 def _episode_bwd(residuals, z_bar):
+    """The reverse pass of `plastic_episode`, a segment of k steps at a time, with no n × n
+    matrix written per step.
+
+    Within a segment that starts from the stored trace H_s (local steps j = 0 … k−1, y_j the
+    step's output, p_j = y_{j−1} its input, ρ = 1 − η), the trace before step j and the
+    cotangent of the trace after it are the segment's boundary matrices plus low-rank sums:
+
+    - H_j = ρ^j H_s + Σ_{i<j} η ρ^{j−1−i} y_i p_iᵀ (eq. 13 unrolled);
+    - H̄_j = ρ^{k−1−j} E + Σ_{u>j} ρ^{u−1−j} α ⊙ (g_u p_uᵀ), E the cotangent at the segment's
+      end and g_u = ∂L/∂z_u.
+
+    Every product the reverse pass needs is then a product with w, with B = α ⊙ H_s, with E
+    or with α against the segment's vectors, using (α ⊙ a bᵀ) c = a ⊙ α(b ⊙ c) and
+    (α ⊙ a bᵀ)ᵀ c = b ⊙ αᵀ(a ⊙ c): per step one pass over each of w, B and α (the last
+    against the j vectors g ⊙ y_i, i < j); per segment a few passes to form B, E p_j, Eᵀ y_j,
+    α(p_u ⊙ p_j), ∂L/∂α and the next E. The per-step form (H̄ updated as an n × n matrix every
+    step) read and wrote about 13 n × n arrays per step and took 1.6× as long at n = 1000,
+    T = 56 (`bench/plastic_step.py`). Checked against finite differences in float64
+    (tests/test_plasticity.py).
+    """
     weight, alpha, eta, zs, starts = residuals
     n = weight.shape[0]
     k = zs.shape[0] // starts.shape[0]
@@ -418,30 +439,59 @@ def _episode_bwd(residuals, z_bar):
     ys = jnp.tanh(zs)
     previous = jnp.concatenate([jnp.zeros((1, n), ys.dtype), ys[:-1]])  # y_{t−1}
     z_bar = jnp.concatenate([jnp.zeros((pad, n), z_bar.dtype), z_bar])
+    rho = 1 - eta
+    power = [rho**m for m in range(k + 1)]
+    later = [(u, j) for j in range(k) for u in range(j + 1, k)]  # the pairs u > j
+    earlier = [(i, j) for j in range(k) for i in range(j)]  # the pairs i < j
 
     def segment(carry, xs):
-        y_bar, trace_bar, alpha_bar, eta_bar = carry  # ∂L/∂y, ∂L/∂H after the segment
-        start, y_seg, prev_seg, zbar_seg = xs
-        traces = [start]  # H_{t−1} of every step, recomputed from the stored one
-        for i in range(k - 1):
-            traces.append(hebbian_update(traces[-1], prev_seg[i], y_seg[i], eta))
-        gs = [None] * k
-        for i in reversed(range(k)):
-            y, y_prev, trace_prev = y_seg[i], prev_seg[i], traces[i]
-            # H_t = η y_t y_{t−1}ᵀ + (1 − η) H_{t−1}
-            post = trace_bar @ y_prev
-            y_bar = y_bar + eta * post
-            eta_bar = eta_bar + y @ post - jnp.sum(trace_bar * trace_prev)
-            g = zbar_seg[i] + y_bar * (1 - y * y)  # ∂L/∂z_t
-            # z_t = (w + α ⊙ H_{t−1}) y_{t−1} + x_t
-            y_bar = g @ weight + g @ (alpha * trace_prev) + eta * (y @ trace_bar)
-            trace_bar = (1 - eta) * trace_bar + alpha * (g[:, None] * y_prev[None, :])
-            gs[i] = g
-        # ∂L/∂α = Σ_t H_{t−1} ⊙ (g_t y_{t−1}ᵀ), in one pass over the segment's traces.
-        alpha_bar = alpha_bar + sum(
-            h * (g[:, None] * y_prev[None, :]) for h, g, y_prev in zip(traces, gs, prev_seg)
-        )
-        return (y_bar, trace_bar, alpha_bar, eta_bar), jnp.stack(gs)
+        y_bar, end_bar, alpha_bar, eta_bar = carry  # ∂L/∂y and E = ∂L/∂H after the segment
+        start, y, p, zbar = xs  # H_s, y_j, p_j = y_{j−1}, ∂L/∂z_j directly: [k, n] each
+        e_p = p @ end_bar.T  # row j: E p_j
+        et_y = y @ end_bar  # row j: Eᵀ y_j
+        e_h = jnp.sum(end_bar * start)  # ⟨E, H_s⟩
+        b = alpha * start  # B = α ⊙ H_s
+        if later:
+            pairs = jnp.stack([p[u] * p[j] for u, j in later]) @ alpha.T
+            a_pp = {pair: pairs[r] for r, pair in enumerate(later)}  # α(p_u ⊙ p_j)
+        e_py = jnp.sum(y * e_p, axis=1)  # y_iᵀ E p_i
+        gs, c, bg_p, s = [None] * k, [None] * k, [None] * k, {}
+        for j in reversed(range(k)):
+            # post = H̄_j p_j, the cotangent y_j gets through H_j = η y_j p_jᵀ + ρ H_{j−1}.
+            post = power[k - 1 - j] * e_p[j]
+            for u in range(j + 1, k):
+                post = post + power[u - 1 - j] * gs[u] * a_pp[(u, j)]
+            # ⟨H̄_j, H_j⟩, term by term of the two sums above.
+            inner = power[k - 1] * e_h
+            for i in range(j):
+                inner = inner + eta * power[k - 2 - i] * e_py[i]
+            for u in range(j + 1, k):
+                inner = inner + power[u - 1] * bg_p[u]
+                for i in range(j):
+                    inner = inner + eta * power[u - 2 - i] * s[(u, i)]
+            eta_bar = eta_bar + y[j] @ post - inner
+            g = zbar[j] + (y_bar + eta * post) * (1 - y[j] * y[j])  # ∂L/∂z_j
+            bg = g @ b  # Bᵀ g
+            bg_p[j] = bg @ p[j]
+            # ∂L/∂p_j = (w + α ⊙ H_j)ᵀ g + η H̄_jᵀ y_j
+            y_bar = g @ weight + power[j] * bg + eta * power[k - 1 - j] * et_y[j]
+            if j > 0:
+                c[j] = (g[None, :] * y[:j]) @ alpha  # row i: αᵀ(g_j ⊙ y_i), i < j
+                for i in range(j):
+                    s[(j, i)] = c[j][i] @ (p[j] * p[i])
+                    y_bar = y_bar + eta * power[j - 1 - i] * p[i] * c[j][i]
+            for u in range(j + 1, k):
+                y_bar = y_bar + eta * power[u - 1 - j] * p[u] * c[u][j]
+            gs[j] = g
+        g_seg = jnp.stack(gs)
+        outer = (g_seg * jnp.stack(power[:k])[:, None]).T @ p  # Σ_j ρ^j g_j p_jᵀ
+        # ∂L/∂α += Σ_j H_j ⊙ (g_j p_jᵀ); E before the segment = ρ^k E + Σ_j ρ^j α ⊙ g_j p_jᵀ.
+        alpha_bar = alpha_bar + start * outer
+        if earlier:
+            left = jnp.stack([eta * power[j - 1 - i] * y[i] * g_seg[j] for i, j in earlier])
+            right = jnp.stack([p[i] * p[j] for i, j in earlier])
+            alpha_bar = alpha_bar + left.T @ right
+        return (y_bar, power[k] * end_bar + alpha * outer, alpha_bar, eta_bar), g_seg
 
     shape = (-1, k, n)
     init = (jnp.zeros(n, ys.dtype), jnp.zeros_like(weight), jnp.zeros_like(alpha),
