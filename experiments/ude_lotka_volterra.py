@@ -466,6 +466,17 @@ def settings() -> dict[str, Any]:
     }
 
 
+def machine() -> dict[str, Any]:
+    """The machine and versions a result was measured with."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15min": list(os.getloadavg()),
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "diffdyn": __version__,
+    }
+
+
 def write(noisy: list[dict[str, Any]], clean: dict[str, Any] | None, seconds: float) -> None:
     noisy = sorted(noisy, key=lambda r: r["seed"])
     record: dict[str, Any] = {
@@ -475,13 +486,7 @@ def write(noisy: list[dict[str, Any]], clean: dict[str, Any] | None, seconds: fl
         "clean": clean,
         "figure": f"{FIGURE.name}: {NOISE:.0%} noise, the seed with the worst interaction error "
         "along the fitted trajectory",
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "load_average_1_5_15min": list(os.getloadavg()),
-            "platform": platform.platform(),
-            "jax": jax.__version__,
-            "diffdyn": __version__,
-        },
+        "machine": machine(),
         "date": datetime.date.today().isoformat(),
         "total_seconds": seconds,
     }

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ude_lotka_volterra as study  # noqa: E402
 from lv_hybrid import PaperHybridLotkaVolterra, PaperNeuralLotkaVolterra  # noqa: E402
 
-from diffdyn import __version__  # noqa: E402
 from diffdyn.discover import DiscoveredFlow  # noqa: E402
 from diffdyn.files import atomic_write  # noqa: E402
 from diffdyn.identify import identify  # noqa: E402
@@ -128,13 +125,7 @@ def main() -> None:
         "clean_meets_the_discovery_target": {
             f"degree_{k}": clean[f"discovery_degree_{k}"]["met"] for k in (2, 3)
         },
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "load_average_1_5_15min": list(os.getloadavg()),
-            "platform": platform.platform(),
-            "jax": jax.__version__,
-            "diffdyn": __version__,
-        },
+        "machine": study.machine(),
         "date": datetime.date.today().isoformat(),
         "total_seconds": time.perf_counter() - started,
     }
