@@ -15,6 +15,7 @@ from diffdyn.errors import DiffdynError
 from diffdyn.systems import Henon
 from diffdyn.train import Recipe, TrainingError, load_module, save_module, schedule, train
 from diffdyn.train.checkpoint import deserialise
+from diffdyn.train.loop import LARGE_LEAF, _where
 
 OBSERVED = 24  # one-step pairs of the Hénon map seen by the identification test
 
@@ -120,18 +121,29 @@ def test_a_budget_run_reaches_the_end_of_its_schedule():
     assert "budget" in outcome.stop_reason and not outcome.finished
 
 
-def test_a_forced_nan_stops_with_a_clear_error_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("size", [3, LARGE_LEAF])  # the guard's lax.cond, and its jnp.where
+def test_a_forced_nan_stops_with_a_clear_error_and_writes_nothing(tmp_path, size):
     def loss(w, batch, key):
         return jnp.sum(w) * jnp.nan
 
     with pytest.raises(TrainingError, match="diverged.*smaller learning rate"):
-        train(jnp.ones(3), loss, Progress(), optax.adam(1e-2), key=jax.random.key(0), steps=100,
-              checkpoint=tmp_path / "state", progress=False)  # fmt: skip
+        train(jnp.ones(size), loss, Progress(), optax.adam(1e-2), key=jax.random.key(0),
+              steps=100, checkpoint=tmp_path / "state", progress=False)  # fmt: skip
     # What was saved for a resume is the last finite module: the guard never let NaN in.
-    module, best, _ = deserialise(tmp_path / "state" / "state.eqx", (jnp.ones(3),) * 2 + (
-        optax.adam(1e-2).init(jnp.ones(3)),))  # fmt: skip
-    np.testing.assert_array_equal(module, jnp.ones(3))
-    np.testing.assert_array_equal(best, jnp.ones(3))
+    module, best, _ = deserialise(tmp_path / "state" / "state.eqx", (jnp.ones(size),) * 2 + (
+        optax.adam(1e-2).init(jnp.ones(size)),))  # fmt: skip
+    np.testing.assert_array_equal(module, jnp.ones(size))
+    np.testing.assert_array_equal(best, jnp.ones(size))
+
+
+def test_the_guard_selects_large_and_small_arrays_alike():
+    new = {"big": jnp.full(LARGE_LEAF, 2.0), "small": jnp.full(3, 2.0), "name": "kept"}
+    old = {"big": jnp.ones(LARGE_LEAF), "small": jnp.ones(3), "name": "kept"}
+    for pred, expected in ((True, 2.0), (False, 1.0)):
+        chosen = eqx.filter_jit(_where)(jnp.asarray(pred), new, old)
+        assert chosen["name"] == "kept"
+        for leaf in ("big", "small"):
+            np.testing.assert_array_equal(chosen[leaf], jnp.full_like(new[leaf], expected))
 
 
 def test_a_diverging_forecaster_leaves_no_model(tmp_path):

@@ -220,16 +220,32 @@ def module_is_finite(module) -> bool:
     return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in leaves)
 
 
-def _where(pred, new, old):
-    """`new` if `pred` else `old`, for whole pytrees, as one `lax.cond`.
+LARGE_LEAF = 1 << 16  # elements: arrays this large are selected by `jnp.where` in `_where`
 
-    A `jnp.where` per array compiled to one XLA:CPU kernel per array: about 90 of the 329
-    kernels of the Transformer forecaster's training step, for its parameters and Adam moments.
+
+def _where(pred, new, old):
+    """`new` if `pred` else `old`, for whole pytrees.
+
+    Arrays of fewer than `LARGE_LEAF` elements go through one `lax.cond`: a `jnp.where` per
+    array compiled to one XLA:CPU kernel per array, about 90 of the 329 kernels of the
+    Transformer forecaster's training step, for its parameters and Adam moments. Larger arrays
+    are selected by `jnp.where` each: the conditional copies its operands, which for the plastic
+    network's two 1000 × 1000 matrices and their Adam moments cost 18–20 ms of a 95 ms step
+    (against 3–5 ms for the selects; `bench/plastic_step.py`'s sizes, 2026-12-03).
     """
     new_arrays, static = eqx.partition(new, eqx.is_array)
     old_arrays = eqx.filter(old, eqx.is_array)
-    chosen = jax.lax.cond(pred, lambda a, b: a, lambda a, b: b, new_arrays, old_arrays)
-    return eqx.combine(chosen, static)
+    new_leaves, treedef = jax.tree_util.tree_flatten(new_arrays)
+    old_leaves = jax.tree_util.tree_leaves(old_arrays)
+    large = [a.size >= LARGE_LEAF for a in new_leaves]
+    small_new = [a for a, big in zip(new_leaves, large) if not big]
+    small_old = [b for b, big in zip(old_leaves, large) if not big]
+    if small_new:
+        small_new = jax.lax.cond(pred, lambda a, b: a, lambda a, b: b, small_new, small_old)
+    small = iter(small_new)
+    chosen = [jnp.where(pred, a, b) if big else next(small)
+              for a, b, big in zip(new_leaves, old_leaves, large)]  # fmt: skip
+    return eqx.combine(jax.tree_util.tree_unflatten(treedef, chosen), static)
 
 
 def _mesh_shardings(devices: int | None):
