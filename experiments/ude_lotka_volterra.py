@@ -132,15 +132,15 @@ def read_terms(states: np.ndarray, outputs: np.ndarray, degree: int = DEGREE):
     }, found
 
 
-def discovered_system(found) -> DiscoveredFlow:
-    """The known terms (αx, −δy) plus the discovered ones, as a flow."""
+def discovered_system(found, dtype=jnp.float32) -> DiscoveredFlow:
+    """The known terms (αx, −δy) plus the discovered ones, as a flow in `dtype`."""
     coefficients = np.array(found.coefficients, dtype=np.float64)
     names = found.library.names
     coefficients[names.index("prey"), 0] += TRUTH["alpha"]
     coefficients[names.index("predator"), 1] -= TRUTH["delta"]
-    y0 = jnp.asarray(get_system("lotka-volterra").initial_state())
+    y0 = jnp.asarray(get_system("lotka-volterra").initial_state(), dtype)
     return DiscoveredFlow(
-        jnp.asarray(coefficients, jnp.float32), y0, found.library, ("prey", "predator")
+        jnp.asarray(coefficients, dtype), y0, found.library, ("prey", "predator")
     )
 
 

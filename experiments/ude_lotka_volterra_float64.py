@@ -37,10 +37,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import ude_lotka_volterra as study  # noqa: E402
 from lv_hybrid import PaperHybridLotkaVolterra, PaperNeuralLotkaVolterra  # noqa: E402
 
-from diffdyn.discover import DiscoveredFlow  # noqa: E402
 from diffdyn.files import atomic_write  # noqa: E402
 from diffdyn.identify import identify  # noqa: E402
-from diffdyn.systems import get_system  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "ude_lotka_volterra_float64.json"
 SEEDS = study.SEEDS
@@ -49,17 +47,6 @@ STEPS, REFINE_STEPS = 2000, 3000
 
 def to_float64(module):
     return jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, module)
-
-
-def discovered_system(found) -> DiscoveredFlow:
-    """The known terms plus the discovered ones, in float64 (`study.discovered_system` casts
-    to float32)."""
-    coefficients = np.array(found.coefficients, dtype=np.float64)
-    names = found.library.names
-    coefficients[names.index("prey"), 0] += study.TRUTH["alpha"]
-    coefficients[names.index("predator"), 1] -= study.TRUTH["delta"]
-    y0 = jnp.asarray(get_system("lotka-volterra").initial_state(), jnp.float64)
-    return DiscoveredFlow(jnp.asarray(coefficients), y0, found.library, ("prey", "predator"))
 
 
 def run(seed: int, noise: float, truth) -> dict[str, Any]:
@@ -91,9 +78,9 @@ def run(seed: int, noise: float, truth) -> dict[str, Any]:
         "neural_ode": study.forecast(
             fits["neural_ode"].system, truth, fits["neural_ode"].initial_states[0]
         )[0]["rmse_after_data"],
-        "discovered_degree_2": study.forecast(discovered_system(found2), truth, start)[0][
-            "rmse_after_data"
-        ],
+        "discovered_degree_2": study.forecast(
+            study.discovered_system(found2, jnp.float64), truth, start
+        )[0]["rmse_after_data"],
     }
     d = record["discovery_degree_2"]
     print(f"  noise {noise:g} seed {seed}: {d['equations']} (worst error "

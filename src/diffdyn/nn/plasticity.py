@@ -428,9 +428,9 @@ def _episode_bwd(residuals, z_bar):
     (α ⊙ a bᵀ)ᵀ c = b ⊙ αᵀ(a ⊙ c): per step one pass over each of w, B and α (the last
     against the j vectors g ⊙ y_i, i < j); per segment a few passes to form B, E p_j, Eᵀ y_j,
     α(p_u ⊙ p_j), ∂L/∂α and the next E. The per-step form (H̄ updated as an n × n matrix every
-    step) read and wrote about 13 n × n arrays per step and took 1.6× as long at n = 1000,
-    T = 56 (`bench/plastic_step.py`). Checked against finite differences in float64
-    (tests/test_plasticity.py).
+    step) read and wrote about 13 n × n arrays per step; the episode's gradient took 1.6× as
+    long at n = 1000, T = 56, and the training step of `bench/plastic_step.py` 1.35×. Checked
+    against finite differences in float64 (tests/test_plasticity.py).
     """
     weight, alpha, eta, zs, starts = residuals
     n = weight.shape[0]

@@ -235,17 +235,12 @@ def _where(pred, new, old):
     """
     new_arrays, static = eqx.partition(new, eqx.is_array)
     old_arrays = eqx.filter(old, eqx.is_array)
-    new_leaves, treedef = jax.tree_util.tree_flatten(new_arrays)
-    old_leaves = jax.tree_util.tree_leaves(old_arrays)
-    large = [a.size >= LARGE_LEAF for a in new_leaves]
-    small_new = [a for a, big in zip(new_leaves, large) if not big]
-    small_old = [b for b, big in zip(old_leaves, large) if not big]
-    if small_new:
-        small_new = jax.lax.cond(pred, lambda a, b: a, lambda a, b: b, small_new, small_old)
-    small = iter(small_new)
-    chosen = [jnp.where(pred, a, b) if big else next(small)
-              for a, b, big in zip(new_leaves, old_leaves, large)]  # fmt: skip
-    return eqx.combine(jax.tree_util.tree_unflatten(treedef, chosen), static)
+    large = lambda a: a.size >= LARGE_LEAF  # noqa: E731
+    new_large, new_small = eqx.partition(new_arrays, large)
+    old_large, old_small = eqx.partition(old_arrays, large)
+    small = jax.lax.cond(pred, lambda a, b: a, lambda a, b: b, new_small, old_small)
+    big = jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new_large, old_large)
+    return eqx.combine(big, small, static)
 
 
 def _mesh_shardings(devices: int | None):
