@@ -17,6 +17,7 @@ from diffdyn.nn.ridge import cross_validated_forecasts, ridge_regression
 from diffdyn.train import DataSource, ReservoirTuning, checkpoint, tune_reservoir
 from diffdyn.train.reservoir_tuning import (
     ReservoirHyperparameters,
+    fit_reservoir,
     tunes_by_default,
     tuning_loss,
 )
@@ -271,14 +272,31 @@ def test_the_pipeline_tunes_stores_and_reports(name, tune, tmp_path):
     assert buffer.getvalue()
 
 
-def test_auto_tunes_the_esn_unless_a_short_budget_is_given():
+def test_auto_tunes_the_esn_unless_a_short_budget_is_given_on_a_long_series():
     esn = ESN(2, key=jax.random.key(0), size=20, washout=5)
     ngrc = NGRC(2)
     assert tunes_by_default(esn) and tunes_by_default(esn, 600.0)
     assert not tunes_by_default(esn, 20.0)  # a compare cell: compiling alone would spend it
     assert not tunes_by_default(ngrc) and not tunes_by_default(ngrc, 600.0)
     assert tunes_by_default(NGRC(2, tune="on"), 20.0)
+    # a short series is tuned under a budget of 10 s or more (dysts' 1000-row cells)
+    assert tunes_by_default(esn, 10.0, rows=1000)
+    assert not tunes_by_default(esn, 10.0, rows=1001)
+    assert not tunes_by_default(esn, 9.0, rows=400)
+    assert not tunes_by_default(ngrc, 20.0, rows=400)
     assert not tunes_by_default(ESN(2, key=jax.random.key(0), size=20, tune="off"))
+
+
+def test_the_pipeline_tunes_a_short_series_under_a_budget_and_not_a_long_one():
+    # fit_reservoir hands the series' length to the rule: 260 rows are tuned in 10 s,
+    # 1200 rows are fitted at the model's own values
+    esn = ESN(2, key=jax.random.key(0), size=20, washout=5)
+    key = jax.random.key(1)
+    short, report = fit_reservoir(esn, _series(260), key=key, budget=10.0, progress=False)
+    assert report is not None and report.steps > 0 and np.isfinite(report.tuned_loss)
+    long, none = fit_reservoir(esn, _series(1200), key=key, budget=10.0, progress=False)
+    assert none is None
+    assert float(long.spectral_radius) == float(esn.spectral_radius)
 
 
 def test_a_spent_budget_keeps_the_best_start_and_takes_no_step():
