@@ -292,7 +292,7 @@ def test_the_pipeline_tunes_a_short_series_under_a_budget_and_not_a_long_one():
     # 1200 rows are fitted at the model's own values
     esn = ESN(2, key=jax.random.key(0), size=20, washout=5)
     key = jax.random.key(1)
-    short, report = fit_reservoir(esn, _series(260), key=key, budget=10.0, progress=False)
+    _, report = fit_reservoir(esn, _series(260), key=key, budget=10.0, progress=False)
     assert report is not None and report.steps > 0 and np.isfinite(report.tuned_loss)
     long, none = fit_reservoir(esn, _series(1200), key=key, budget=10.0, progress=False)
     assert none is None

@@ -213,22 +213,19 @@ def tunes_by_default(
     Lyapunov times) but not NG-RC's (5.42 → 4.51, 5.55 → 5.49), whose α `ridge="auto"`
     already chooses on held-out data. Under the dysts protocol (1000 univariate rows, 10-s
     cells; `experiments/dysts_esn_tuning.py`) it lowered the ESN's median sMAPE from 78.2 to
-    61.3 over the first 30 systems (and from 112.1 to 90.0 over the next 30, tuned without a
-    budget), within the budget. On the
-    default `compare` systems in their 14-s cells (Lorenz-63, 10 000 rows; Mackey–Glass,
-    5000) it cost 11 s a cell for nothing (VPT 8.95 → 8.68 and 5.08 → 3.44), and on a
-    3000-row Mackey–Glass series in 20 s the α grid and the starting points alone took 75 s.
+    61.3 over the first 30 systems, within the budget (and from 112.1 to 90.0 over the next
+    30, tuned without a budget). On the default `compare` systems in their 14-s cells
+    (Lorenz-63, 10 000 rows; Mackey–Glass, 5000) it cost 11 s a cell for nothing (VPT 8.95 →
+    8.68 and 5.08 → 3.44), and on a 3000-row Mackey–Glass series in 20 s the α grid and the
+    starting points alone took 75 s.
     """
-    if model.tune == "auto":
-        if model.name != "esn":
-            return False
-        short = rows is not None and rows <= AUTO_MAX_ROWS
-        return (
-            budget is None
-            or budget >= AUTO_MIN_BUDGET
-            or (short and budget >= AUTO_SHORT_MIN_BUDGET)
-        )
-    return model.tune == "on"
+    if model.tune != "auto":
+        return model.tune == "on"
+    if model.name != "esn":
+        return False
+    if budget is None or budget >= AUTO_MIN_BUDGET:
+        return True
+    return rows is not None and rows <= AUTO_MAX_ROWS and budget >= AUTO_SHORT_MIN_BUDGET
 
 
 def tune_reservoir(
