@@ -7,6 +7,7 @@ from .darnn import DARNN as DARNN
 from .dnc_forecaster import DNCForecaster as DNCForecaster
 from .encoder_decoder import EncoderDecoder as EncoderDecoder
 from .esn import ESN as ESN
+from .esn_ensemble import ESNEnsemble as ESNEnsemble
 from .mtnet import MTNet as MTNet
 from .neural_ode import NeuralODE as NeuralODE
 from .ngrc import NGRC as NGRC

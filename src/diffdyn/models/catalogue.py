@@ -13,6 +13,7 @@ register_model(
 )
 from . import ngrc  # noqa: E402, F401, I001
 from . import esn  # noqa: E402, F401, I001
+from . import esn_ensemble  # noqa: E402, F401, I001
 from . import rnn  # noqa: E402, F401, I001
 from . import encoder_decoder  # noqa: E402, F401, I001
 from . import tdnn  # noqa: E402, F401, I001
