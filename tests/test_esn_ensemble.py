@@ -1,6 +1,8 @@
 """The ESN ensemble: independent reservoirs, each readout fitted alone, the median forecast."""
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -81,3 +83,15 @@ def test_the_cli_refuses_a_zero_member_ensemble_in_one_line(tmp_path):
                  "-o", tmp_path / "out")  # fmt: skip
     assert_refused(result, "members")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_member_that_goes_non_finite_drops_out_of_the_median():
+    t = np.arange(400) * 0.1
+    y = np.stack([np.sin(t), np.cos(t)], axis=1)
+    ensemble = ESNEnsemble(2, key=jax.random.key(1), members=3, size=60, washout=20)
+    ensemble = ensemble.fit_closed_form(y[:300])
+    broken = eqx.tree_at(lambda m: m.members[2].readout, ensemble,
+                         jnp.full_like(ensemble.members[2].readout, jnp.nan))  # fmt: skip
+    forecast, _ = broken(y[250:300], horizon=20)
+    others = np.stack([np.asarray(m(y[250:300], horizon=20)[0]) for m in ensemble.members[:2]])
+    np.testing.assert_allclose(forecast, np.median(others, axis=0), rtol=1e-6, atol=1e-7)

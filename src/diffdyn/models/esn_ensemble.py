@@ -33,7 +33,8 @@ class ESNEnsemble(AbstractForecaster):
     (member i drawn from the i-th of `members` keys split from `key`); each readout is fitted
     on its own (with `ridge="auto"`, each member chooses its own α), each member forecasts
     closed loop on its own, and the forecast is the median over members at every step and
-    variable.
+    variable. A member whose forecast goes non-finite is left out of the median from then on
+    (`jnp.nanmedian`); the forecast is non-finite only when every member's is.
 
     The members are not tuned (`tune` is off for every member): tune one ESN
     (`--model esn -p tune=on`) and give its printed values to the ensemble with `-p`.
@@ -101,7 +102,8 @@ class ESNEnsemble(AbstractForecaster):
         forecasts = jnp.stack(
             [member(context, exog, horizon=horizon)[0] for member in self.members]
         )
-        return jnp.median(forecasts, axis=0), {}
+        # a member whose forecast went non-finite drops out of the median from that step on
+        return jnp.nanmedian(forecasts, axis=0), {}
 
 
 register_model(
