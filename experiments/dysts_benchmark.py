@@ -2,7 +2,7 @@
 median sMAPE.
 
 Run: `.venv/bin/python experiments/dysts_benchmark.py [--systems 30] [--models ...]
-[--budget 10] [--granularity fine] [--workers 2]` (30 systems × 6 models: about 15–25 minutes
+[--budget 10] [--granularity fine] [--workers 2]` (30 systems × 7 models: about 8–25 minutes
 on 2 cores). It runs `diffdyn compare --systems dysts:... --protocol dysts` through the library
 (`run_compare`, in `experiments/results/dysts_benchmark/`, resumable) and writes
 `experiments/results/dysts_benchmark.json` (`_multivariate` with `--protocol
@@ -36,7 +36,7 @@ from diffdyn.dysts_protocol import PUBLISHED_SOURCE, published_scores
 from diffdyn.files import atomic_write
 
 RESULTS = Path(__file__).parent / "results"
-MODELS = "persistence,ngrc,esn,lstm,gru,neural-ode"
+MODELS = "persistence,ngrc,esn,esn-ensemble,lstm,gru,neural-ode"
 
 
 def main() -> None:
