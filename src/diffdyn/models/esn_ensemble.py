@@ -24,7 +24,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ..errors import DiffdynError
 from .base import AbstractForecaster
 from .esn import ESN
-from .registry import ModelSpec, register_model
+from .registry import MODELS, ModelSpec, register_model
 
 MAX_MEMBERS = 64
 
@@ -111,16 +111,8 @@ register_model(
     ModelSpec(
         "esn-ensemble",
         ESNEnsemble,
-        {
-            "members": 7,
-            "size": 500,
-            "spectral_radius": 0.9,
-            "input_scaling": 0.5,
-            "leak": 1.0,
-            "ridge": "auto",
-            "connectivity": 0.02,
-            "washout": 100,
-        },
+        # the ESN's own defaults (registered when `.esn` was imported), less `tune`
+        {"members": 7, **{k: v for k, v in MODELS["esn"].defaults.items() if k != "tune"}},
         "median of several echo-state networks' forecasts, each with its own random "
         "reservoir (Bates & Granger 1969)",
     )
