@@ -19,6 +19,11 @@ def _series(n=400):
     return np.stack([np.sin(t) + 0.3 * np.sin(2.7 * t), np.cos(1.3 * t)], axis=1)
 
 
+def _circle(n=400):
+    t = np.arange(n) * 0.1
+    return np.stack([np.sin(t), np.cos(t)], axis=1)
+
+
 def test_one_member_is_the_esn_drawn_from_the_first_split_key():
     y = _series()
     key = jax.random.key(3)
@@ -31,8 +36,7 @@ def test_one_member_is_the_esn_drawn_from_the_first_split_key():
 
 
 def test_the_forecast_is_the_members_median_and_the_members_differ():
-    t = np.arange(400) * 0.1
-    y = np.stack([np.sin(t), np.cos(t)], axis=1)
+    y = _circle()
     ensemble = ESNEnsemble(2, key=jax.random.key(0), members=3, size=60, washout=20)
     ensemble = ensemble.fit_closed_form(y[:300])
     each = np.stack([np.asarray(m(y[250:300], horizon=40)[0]) for m in ensemble.members])
@@ -86,8 +90,7 @@ def test_the_cli_refuses_a_zero_member_ensemble_in_one_line(tmp_path):
 
 
 def test_a_member_that_goes_non_finite_drops_out_of_the_median():
-    t = np.arange(400) * 0.1
-    y = np.stack([np.sin(t), np.cos(t)], axis=1)
+    y = _circle()
     ensemble = ESNEnsemble(2, key=jax.random.key(1), members=3, size=60, washout=20)
     ensemble = ensemble.fit_closed_form(y[:300])
     broken = eqx.tree_at(lambda m: m.members[2].readout, ensemble,
