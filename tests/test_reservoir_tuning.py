@@ -13,11 +13,13 @@ from conftest import assert_gradient_matches_fd
 from diffdyn.data import Series
 from diffdyn.errors import DiffdynError
 from diffdyn.models import ESN, NGRC, build_model
-from diffdyn.nn.ridge import cross_validated_forecasts, ridge_regression
+from diffdyn.nn.ridge import cross_validated_forecasts, held_out_forecasts, ridge_regression
 from diffdyn.train import DataSource, ReservoirTuning, checkpoint, tune_reservoir
 from diffdyn.train.reservoir_tuning import (
+    TUNING_RANGES,
     ReservoirHyperparameters,
     fit_reservoir,
+    start_points,
     tunes_by_default,
     tuning_loss,
 )
@@ -123,6 +125,111 @@ def test_cross_validated_forecasts_leave_each_fold_out():
         cross_validated_forecasts(
             design[:20], targets[:20], next_values[:20], closed_loop, 1e-4, folds=10
         )
+
+
+def test_held_out_forecasts_fit_only_the_rows_before_the_held_out_ones():
+    model = NGRC(2, ridge=1e-4)
+    design, targets, next_values, closed_loop = model.regression(_series())
+    fit_rows = 180
+    forecasts, truths, spread = held_out_forecasts(
+        design, targets, next_values, closed_loop, 1e-4, fit_rows=fit_rows
+    )
+    rows, horizon = design.shape[0], forecasts.shape[1]
+    assert horizon == min(100, (rows - fit_rows) // 2) and forecasts.shape == truths.shape
+    np.testing.assert_allclose(spread, next_values[:fit_rows].std(axis=0), rtol=1e-6)
+    # the held-out rows' targets are not fitted; the fitted rows' are
+    later, _, _ = held_out_forecasts(
+        design, targets.at[fit_rows:].add(5.0), next_values, closed_loop, 1e-4, fit_rows=fit_rows
+    )
+    np.testing.assert_array_equal(later, forecasts)
+    earlier, _, _ = held_out_forecasts(
+        design, targets.at[:fit_rows].add(0.5), next_values, closed_loop, 1e-4, fit_rows=fit_rows
+    )
+    assert not np.allclose(earlier, forecasts, atol=1e-3)
+    with pytest.raises(DiffdynError, match="two held-out regression rows"):
+        held_out_forecasts(design, targets, next_values, closed_loop, 1e-4, fit_rows=rows - 1)
+
+
+def test_held_out_tuning_loss_gradient_matches_finite_differences(x64):
+    # the validation-series path: reservoir run over training + validation rows, the readout
+    # fitted (implicitly differentiated) on the training rows, closed loops over the others
+    values = jnp.asarray(_series(160), jnp.float64)
+    model = jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, NGRC(2, ridge=1e-3)
+    )
+    start = ReservoirHyperparameters(model.tunable_values())
+    fit_rows = model.regression(values[:120])[0].shape[0]
+
+    def loss(coordinates):
+        tuned = model.with_values(
+            eqx.tree_at(lambda h: h.coordinates, start, coordinates).values()
+        )
+        return tuning_loss(
+            *held_out_forecasts(
+                *tuned.regression(values), tuned.ridge, fit_rows=fit_rows, unpenalised=[0]
+            )
+        )
+
+    gradient = jax.grad(loss)(start.coordinates)
+    assert all(np.isfinite(float(g)) and float(g) != 0.0 for g in gradient.values())
+    assert_gradient_matches_fd(
+        loss, start.coordinates, np.random.default_rng(0), eps=1e-6, rtol=1e-4, atol=1e-9
+    )
+
+
+def test_tuning_on_a_validation_series_scores_it_with_one_solve_an_evaluation():
+    series = _series(400)
+    train, validation = series[:260], series[260:]
+    model = NGRC(2, ridge=1e-4)
+    tuned, report = tune_reservoir(
+        model, train, key=jax.random.key(1), validation=validation, steps=10, progress=False
+    )
+    assert report.tuned_loss < report.initial_loss and report.steps == 10
+    # one solve for each of the 4 + 16 starts, the ten steps and the two validations
+    assert report.readout_solves == 4 + 16 + 10 + 2
+    # tuned in float64, the model keeps its own dtype
+    assert tuned.ridge.dtype == jnp.float32 and tuned.feature_scaling.dtype == jnp.float32
+    # its loss is the validation rows' (not the training series' cross-validation)
+    _, cross_validated = tune_reservoir(
+        model, train, key=jax.random.key(1), steps=1, budget=1e-9, progress=False
+    )
+    assert report.initial_loss != pytest.approx(cross_validated.initial_loss, rel=1e-3)
+    for key, value in report.tuned.items():
+        assert float(getattr(tuned, key)) == pytest.approx(value, rel=1e-6)
+
+
+def test_start_points_fill_the_tuning_ranges_the_same_way_every_time():
+    names = ["spectral_radius", "leak", "ridge"]
+    points = start_points(names)
+    assert len(points) == 16 and points == start_points(names)
+    for name in names:
+        scale, low, high = TUNING_RANGES[name]
+        drawn = np.array([p[name] for p in points])
+        assert np.all((drawn >= low) & (drawn <= high))
+        unit = (
+            (drawn - low) / (high - low)
+            if scale == "linear"
+            else np.log(drawn / low) / np.log(high / low)
+        )
+        # a Sobol sequence: every sixteenth of the range holds exactly one point
+        assert sorted(np.floor(unit * 16).astype(int)) == list(range(16))
+
+
+@pytest.mark.parametrize(
+    ("validation", "exog", "match"),
+    [
+        (np.zeros((50, 3)), None, "training series' 2 variable"),
+        (np.full((50, 2), np.nan), None, "NaN or infinite"),
+        (np.zeros((2, 2)), None, "at least 3 rows"),
+        (np.zeros((50, 2)), np.zeros((50, 1)), "for both the training and the validation"),
+    ],
+)
+def test_bad_validation_series_are_refused(validation, exog, match):
+    with pytest.raises(DiffdynError, match=match):
+        tune_reservoir(
+            NGRC(2, ridge=1e-4), _series(200), key=jax.random.key(0),
+            validation=validation, validation_exog=exog, progress=False,
+        )  # fmt: skip
 
 
 # make test-slow: autodiff through the reservoir run and the readout, whose implicit VJP has
@@ -307,6 +414,6 @@ def test_a_spent_budget_keeps_the_best_start_and_takes_no_step():
     )
     assert report.steps == 0 and "budget was spent" in report.stop_reason
     assert report.tuned_loss <= report.initial_loss
-    assert report.readout_solves == 3 * 4  # three folds at each of the four starts
+    assert report.readout_solves == 3 * (4 + 16)  # three folds at each of the 4 + 16 starts
     for key, value in report.tuned.items():
         assert float(getattr(tuned, key)) == pytest.approx(value, rel=1e-6)

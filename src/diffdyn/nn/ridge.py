@@ -310,6 +310,40 @@ def validation_plan(rows: int, fit_rows: int) -> tuple[np.ndarray, int]:
     return starts, horizon
 
 
+def held_out_forecasts(
+    features: Float[Array, "rows p"],
+    targets: Float[Array, "rows d"],
+    next_values: Float[Array, "rows d"],
+    closed_loop: Callable[[Float[Array, "p d"], Int[Array, ""], int], Float[Array, "horizon d"]],
+    alpha: Float[ArrayLike, ""],
+    *,
+    fit_rows: int,
+    unpenalised: Sequence[int] = (),
+) -> tuple[Float[Array, "starts horizon d"], Float[Array, "starts horizon d"], Float[Array, " d"]]:
+    """Closed-loop forecasts of held-out rows by the readout fitted at `alpha` on the rows
+    before `fit_rows`: one solve, differentiable in the features, the targets and `alpha`
+    (the readout's gradient is implicit, `ridge_regression`).
+
+    The validation of `choose_ridge` at one α: the start rows and horizon of
+    `validation_plan` (up to 64 starts spread over the held-out rows, 100 steps each, at most
+    half the held-out rows), each forecast teacher-forced up to its start and free running
+    after it. Arguments as `choose_ridge`.
+
+    **Returns:** `(forecasts, truths, spread)` as `cross_validated_forecasts`, the spread being
+    the fitted rows' standard deviation of `next_values` (zeros replaced by 1).
+
+    **Raises** `DiffdynError` unless at least one row is fitted and two are held out.
+    """
+    starts, horizon = validation_plan(features.shape[0], fit_rows)
+    readout = ridge_regression(
+        features[:fit_rows], targets[:fit_rows], alpha, unpenalised=unpenalised
+    )
+    forecasts = jax.vmap(lambda i: closed_loop(readout, i, horizon))(jnp.asarray(starts))
+    truths = next_values[starts[:, None] + np.arange(horizon)]
+    spread = next_values[:fit_rows].std(axis=0)
+    return forecasts, truths, jnp.where(spread > 0, spread, 1)
+
+
 def cross_validated_forecasts(
     features: Float[Array, "rows p"],
     targets: Float[Array, "rows d"],
