@@ -212,7 +212,8 @@ def test_fitting_is_jittable(name):
 
 def test_registry_entries():
     assert model_spec("ngrc").defaults == {
-        "delays": 2, "spacing": 1, "ridge": "auto", "order": 2, "tune": "auto"
+        "delays": 2, "spacing": 1, "ridge": "auto", "order": 2, "feature_scaling": 1.0,
+        "tune": "auto",
     }  # fmt: skip
     assert model_spec("esn").defaults["size"] == 500
     assert model_spec("esn").defaults["ridge"] == "auto"

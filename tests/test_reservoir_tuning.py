@@ -343,6 +343,23 @@ def test_bad_scalings_are_refused():
         NGRC(2, feature_scaling=0.0)
     with pytest.raises(DiffdynError, match="bias_scaling ≥ 0"):
         ESN(2, key=jax.random.key(0), size=20, bias_scaling=-1.0)
+    with pytest.raises(DiffdynError, match="bias_scaling ≥ 0 or 'input_scaling'"):
+        build_model("esn", 2, key=jax.random.key(0), size=20, bias_scaling="wide")
+
+
+def test_every_tuned_value_can_be_given_back_as_command_line_text():
+    # what `diffdyn train` prints after tuning, passed back with -p, builds the same values
+    tuned = {"spectral_radius": "0.11", "leak": "0.45", "input_scaling": "0.11",
+             "bias_scaling": "1.7", "ridge": "5.8e-12"}  # fmt: skip
+    esn = build_model("esn", 2, key=jax.random.key(0), size=20, **tuned)
+    assert {k: float(v) for k, v in esn.tunable_values().items()} == pytest.approx(
+        {k: float(v) for k, v in tuned.items()}, rel=1e-6
+    )
+    ngrc = build_model("ngrc", 2, key=jax.random.key(0), ridge="1e-9", feature_scaling="0.6")
+    assert float(ngrc.feature_scaling) == pytest.approx(0.6)
+    # the default bias range is the input scaling's, as before
+    assert float(build_model("esn", 2, key=jax.random.key(0), size=20, input_scaling="0.2")
+                 .bias_scaling) == pytest.approx(0.2)  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from ..nn.ridge import (
     closed_loop_bound,
     parse_ridge,
 )
+from ..options import check_number
 from ..resources import check_memory
 from .registry import ModelSpec, register_model
 from .reservoir import AbstractReservoir, parse_tune
@@ -92,7 +93,9 @@ class ESN(AbstractReservoir):
     - `ridge`: ridge parameter α (on the unnormalised sum of squares), or `"auto"` (above).
     - `connectivity`: fraction of units feeding each unit.
     - `washout`: training steps discarded before the readout is fitted.
-    - `bias_scaling`: range of b (`None`: `input_scaling`).
+    - `bias_scaling`: range of b; `None` or `"input_scaling"` (the default on the command
+      line): the same as `input_scaling`. Text is accepted (`-p bias_scaling=0.3`), so that
+      tuned values can be given back.
     - `tune`: `"auto"` (the default), `"on"` or `"off"`: whether the training pipeline
       (`train.train_model`, `diffdyn train`) tunes ρ, a, the input and bias scalings and α by
       gradient before fitting (`train.reservoir_tuning`; `docs/reservoir-tuning.md` says where
@@ -163,7 +166,7 @@ class ESN(AbstractReservoir):
         ridge: float | str = "auto",
         connectivity: float = 0.02,
         washout: int = 100,
-        bias_scaling: float | None = None,
+        bias_scaling: float | str | None = None,
         tune: str = "auto",
     ):
         if size < 1:
@@ -172,7 +175,14 @@ class ESN(AbstractReservoir):
             raise DiffdynError(f"esn needs a leak rate in (0, 1]; got {leak}.")
         if not 0 < connectivity <= 1:
             raise DiffdynError(f"esn needs connectivity in (0, 1]; got {connectivity}.")
-        bias_scaling = input_scaling if bias_scaling is None else bias_scaling
+        if bias_scaling is None or str(bias_scaling).strip().lower() == "input_scaling":
+            bias_scaling = input_scaling
+        try:
+            bias_scaling = check_number("bias_scaling", bias_scaling, low=0)
+        except DiffdynError:
+            raise DiffdynError(
+                f"esn needs bias_scaling ≥ 0 or 'input_scaling'; got {bias_scaling!r}."
+            ) from None
         if (
             not spectral_radius > 0
             or not input_scaling >= 0
@@ -410,6 +420,7 @@ register_model(
             "ridge": "auto",
             "connectivity": 0.02,
             "washout": 100,
+            "bias_scaling": "input_scaling",
             "tune": "auto",
         },
         "echo-state network: fixed sparse random reservoir, ridge readout of the increment "

@@ -258,7 +258,14 @@ register_model(
     ModelSpec(
         "ngrc",
         NGRC,
-        {"delays": 2, "spacing": 1, "ridge": "auto", "order": 2, "tune": "auto"},
+        {
+            "delays": 2,
+            "spacing": 1,
+            "ridge": "auto",
+            "order": 2,
+            "feature_scaling": 1.0,
+            "tune": "auto",
+        },
         "next-generation reservoir computing: constant, delayed and quadratic features, "
         "ridge readout of the increment (Gauthier et al. 2021)",
     )
