@@ -178,20 +178,15 @@ class ESN(AbstractReservoir):
         if bias_scaling is None or str(bias_scaling).strip().lower() == "input_scaling":
             bias_scaling = input_scaling
         try:
-            bias_scaling = check_number("bias_scaling", bias_scaling, low=0)
+            bias_range = float(check_number("bias_scaling", bias_scaling))
         except DiffdynError:
             raise DiffdynError(
                 f"esn needs bias_scaling ≥ 0 or 'input_scaling'; got {bias_scaling!r}."
             ) from None
-        if (
-            not spectral_radius > 0
-            or not input_scaling >= 0
-            or not bias_scaling >= 0
-            or washout < 0
-        ):
+        if not spectral_radius > 0 or not input_scaling >= 0 or not bias_range >= 0 or washout < 0:
             raise DiffdynError(
                 "esn needs spectral_radius > 0, input_scaling ≥ 0, bias_scaling ≥ 0 and "
-                f"washout ≥ 0; got {spectral_radius}, {input_scaling}, {bias_scaling}, {washout}."
+                f"washout ≥ 0; got {spectral_radius}, {input_scaling}, {bias_range}, {washout}."
             )
         alpha = parse_ridge(ridge, "esn")
         self.dim = dim
@@ -203,7 +198,7 @@ class ESN(AbstractReservoir):
         self.tune = parse_tune(tune, "esn")
         self.spectral_radius = jnp.asarray(spectral_radius, dtype=float)
         self.input_scaling = jnp.asarray(input_scaling, dtype=float)
-        self.bias_scaling = jnp.asarray(bias_scaling, dtype=float)
+        self.bias_scaling = jnp.asarray(bias_range, dtype=float)
         self.leak = jnp.asarray(leak, dtype=float)
         self.ridge = jnp.asarray(math.nan if alpha is None else alpha, dtype=float)
 

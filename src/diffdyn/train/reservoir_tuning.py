@@ -93,7 +93,9 @@ def start_points(names: list[str], count: int | None = None) -> list[dict[str, f
     from scipy.stats import qmc  # here: scipy.stats takes a while to import
 
     count = START_POINTS if count is None else count
-    unit = qmc.Sobol(len(names), scramble=True, seed=0).random(count)
+    # `seed=` (every scipy ≥ 1.11; 1.15 added `rng=`, which draws other points): the starts
+    # measured in docs/reservoir-tuning.md
+    unit = qmc.Sobol(len(names), scramble=True, seed=0).random(count)  # pyright: ignore[reportCallIssue]
     points = []
     for row in unit:
         point = {}
