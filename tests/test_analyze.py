@@ -193,9 +193,28 @@ SMALL = {
 QUICK = ("lstm",)  # the others in make test-slow
 
 
+# Known gap: esn-ensemble's closed loop is its members' side by side, a product system whose
+# block-diagonal Jacobian Benettin's identity start would not explore; until the analysis has
+# a form for it, it refuses the ensemble in one line (test below).
+NOT_MAPS = ("esn-ensemble",)
+
+
 def _registered():
     model_spec("persistence")  # loads the built-in registry
-    return sorted(n for n, s in MODELS.items() if s.cls.__module__.startswith("diffdyn."))
+    return sorted(
+        n
+        for n, s in MODELS.items()
+        if s.cls.__module__.startswith("diffdyn.") and n not in NOT_MAPS
+    )
+
+
+def test_the_esn_ensemble_is_refused_as_a_map_in_one_line():
+    series = jnp.tile(jnp.sin(0.1 * jnp.arange(300.0))[:, None], 2)
+    model = build_model("esn-ensemble", 2, key=jax.random.key(0), size=8, washout=5, members=2)
+    with pytest.raises(NotAMapError) as error:
+        closed_loop(model.fit_closed_form(series), series[-16:], name="esn-ensemble")
+    message = str(error.value)
+    assert "esn-ensemble cannot be written as a map" in message and "\n" not in message
 
 
 @pytest.mark.parametrize(
