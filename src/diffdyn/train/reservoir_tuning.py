@@ -13,7 +13,10 @@ The loss (`tuning_loss`) scores blocked cross-validated closed-loop forecasts
 (`nn.ridge.cross_validated_forecasts`, 3 folds): up to 64 start rows spread over the training
 series' regression rows, each fold forecast for at most 100 steps (a quarter of the rows) by
 the readout fitted without its forecast windows, teacher-forced up to the start and free
-running after it; every step's squared NRMSE e² enters as e² / (1 + e²). Chaotic rollouts make
+running after it (or, given a validation series that continues the training series, up to 64
+windows of it forecast by the readout fitted on all the training rows:
+`nn.ridge.held_out_forecasts`); every step's squared NRMSE e² enters as e² / (1 + e²). The
+tuning runs in float64. Chaotic rollouts make
 gradients grow like exp(λ₁ t): the rollouts are kept short, the saturation makes a diverging
 forecast contribute a bounded loss with a vanishing gradient instead of an exploding one, the
 validation closed loops clip the fed-back state far outside the data
@@ -359,10 +362,6 @@ def tune_reservoir(
     with jax.enable_x64(True):
         values = jnp.asarray(values, jnp.float64)
         exog = None if exog is None else jnp.asarray(exog, jnp.float64)
-        if validation is not None:
-            validation = jnp.asarray(validation, jnp.float64)
-        if validation_exog is not None:
-            validation_exog = jnp.asarray(validation_exog, jnp.float64)
         precise = _as_float64(model)
         solves = 0
         if precise.auto_ridge:
@@ -448,7 +447,8 @@ def tune_reservoir(
 
 def _validation_loss(model, values, exog, validation, validation_exog):
     """`_TuningLoss` on the training series followed by its held-out continuation, and that
-    batch; one sentence when the two do not fit together."""
+    batch (the validation series in the training series' dtype); one sentence when the two do
+    not fit together."""
     validation = jnp.asarray(validation, values.dtype)
     if validation.ndim != 2 or validation.shape[1] != values.shape[1]:
         raise DiffdynError(
