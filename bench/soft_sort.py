@@ -54,6 +54,9 @@ from _harness import (
 )
 from diffdyn.nn import soft_rank, soft_sort
 
+# ε = 1 (the headline) and 0.01 leave N(0, 1) values of n = 1000 almost unranked (the soft
+# ranks are (n + 1)/2 + θ/ε: one block); at 0.001 they are close to the hard ranks.
+STRENGTHS = (1.0, 0.01, 0.001)
 FULL = {"n": 1000, "batch": 64, "rounds": 5, "repeats": 10}
 QUICK = {"n": 200, "batch": 8, "rounds": 1, "repeats": 3}
 OPS = {"rank": (soft_rank, torchsort.soft_rank), "sort": (soft_sort, torchsort.soft_sort)}
@@ -148,7 +151,7 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
     theta_t, weights_t = torch.from_numpy(theta_np), torch.from_numpy(weights_np)
     runners = {}
     for name, (ours, theirs) in OPS.items():
-        for strength in (1.0, 0.01):
+        for strength in STRENGTHS:
             for backward in (True, False):
                 label = f"{name}_eps_{strength:g}_{'fwd_bwd' if backward else 'fwd'}"
                 runners[f"diffdyn_{label}"] = diffdyn_runner(ours, strength, theta, weights,
@@ -162,6 +165,16 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
     runners["torch_rank_eps_1_fwd_bwd_one_vector"] = torch_runner(
         torchsort.soft_rank, 1.0, one_t, weights_t[:1], True
     )
+    # How far each ε is from the hard ranks (the regime each row measures).
+    hard = np.argsort(np.argsort(theta_np, axis=1), axis=1) + 1.0
+    regime = {}
+    for strength in STRENGTHS:
+        soft = np.asarray(jax.vmap(lambda t, e=strength: soft_rank(t, strength=e))(theta))
+        regime[f"eps_{strength:g}"] = {
+            "mean_abs_soft_minus_hard_rank": float(np.mean(np.abs(soft - hard))),
+            "std_of_soft_ranks": float(np.mean(np.std(soft, axis=1))),
+            "std_of_hard_ranks": float(np.mean(np.std(hard, axis=1))),
+        }
     timings = interleaved(runners, size["rounds"], size["repeats"])
     times = medians(timings)
     # On a loaded machine PyTorch's threads wait on each other: the same with one thread.
@@ -196,6 +209,7 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
         ratios=ratios,
         diagnostics={
             "median_s": times,
+            "rank_regime_by_strength": regime,
             "torch_1_thread_median_s": single,
             "ratio_torch_1_thread": {
                 case: m["torch_1_thread"] / m["diffdyn"] for case, m in single.items()
