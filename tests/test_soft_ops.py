@@ -53,6 +53,40 @@ def test_isotonic_adversarial_cascade(x64):
     np.testing.assert_allclose(isotonic_decreasing(jnp.asarray(y)), pav_stack(y), atol=1e-10)
 
 
+def test_block_level_finish_is_the_exact_pooling(x64):
+    # The min-max step alone, from the finest partition (every element its own block): the
+    # solution's blocks and values in one step, for vectors up to FINISH_BLOCKS long.
+    from diffdyn.nn.soft import FINISH_BLOCKS, _block_mean, _blocks_of, _finish_blocks
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 9, FINISH_BLOCKS):
+        y = jnp.asarray(rng.normal(size=n) + np.linspace(0, 4, n))  # mostly violating
+        start = jnp.ones(n, bool)
+        block, counts, violates = _blocks_of(y, start)
+        start, block, counts, violates = _finish_blocks(y, start, block, counts, violates)
+        assert not bool(jnp.any(violates))
+        np.testing.assert_allclose(_block_mean(y, block, counts), pav_stack(np.asarray(y)),
+                                   atol=1e-12)  # fmt: skip
+
+
+def test_isotonic_cascades_end_in_the_finish_step(x64):
+    # Inputs whose rounds cascade (a pooled block absorbing one neighbour a round), long enough
+    # to reach the block-level finish after the first rounds, alone and in one vmapped batch
+    # with a row that needs one round only.
+    rng = np.random.default_rng(5)
+    n = 1000
+    cascade = np.concatenate([-0.1 * np.arange(n - 200), 50.0 + np.arange(200)])
+    z = np.sort(rng.normal(size=n) / 0.01)[::-1]  # soft rank at ε = 0.01: 31 rounds before
+    soft_rank_case = z - np.arange(n, 0, -1.0)
+    easy = rng.normal(size=n) - np.linspace(0, 50, n)
+    rows = np.stack([cascade, soft_rank_case, easy])
+    batched = np.asarray(jax.vmap(isotonic_decreasing)(jnp.asarray(rows)))
+    for row, got in zip(rows, batched, strict=True):
+        np.testing.assert_allclose(got, pav_stack(row), atol=1e-9)
+        np.testing.assert_allclose(isotonic_decreasing(jnp.asarray(row)), pav_stack(row),
+                                   atol=1e-9)  # fmt: skip
+
+
 def test_isotonic_custom_vjp_matches_finite_differences(x64):
     rng = np.random.default_rng(7)
     y = jnp.asarray(0.5 * rng.normal(size=12) - np.linspace(0, 3, 12))  # noise pools locally

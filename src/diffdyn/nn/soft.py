@@ -107,31 +107,118 @@ def _bitonic_descending_batched(axis_size, in_batched, z):
     return _bitonic_order(z.T).T, True
 
 
+# With at most this many blocks left, the pooling finishes in one exact step at block level
+# (`_finish_blocks`, O(m²) per vector) instead of round after round.
+FINISH_BLOCKS = 64
+
+
 def _block_ids(y: Float[Array, " n"]) -> tuple[Int[Array, " n"], Float[Array, " n"]]:
     """Blocks of the decreasing isotonic regression of `y`: per element its block index, and
     per block its size (0 beyond the last block)."""
+    block, counts = _batched_block_ids(y[None])
+    return block[0], counts[0]
+
+
+def _violations(start, value):
+    # A block boundary violates the order when the block on its left has a mean no larger than
+    # the one on its right.
+    return jnp.concatenate([jnp.zeros(1, bool), value[:-1] <= value[1:]]) & start
+
+
+def _blocks_of(y, start):
+    """Block index per element, block sizes, and the boundaries that violate the order, of
+    the partition whose blocks begin where `start` is set."""
     n = y.shape[0]
+    block = _count_prefix(start) - 1
     ones = jnp.ones_like(y)
+    totals = jax.ops.segment_sum(jnp.stack([y, ones], -1), block, n, indices_are_sorted=True)
+    value = (totals[:, 0] / jnp.maximum(totals[:, 1], 1))[block]
+    return block, totals[:, 1], _violations(start, value)
 
-    def violations(start, value):
-        # A block boundary violates the order when the block on its left has a mean no larger
-        # than the one on its right.
-        return jnp.concatenate([jnp.zeros(1, bool), value[:-1] <= value[1:]]) & start
 
-    def round_(state):
-        # Pool every violating boundary of this round at once, then the new blocks' means (sums
-        # and sizes in one segment sum).
-        start, _, _, violates = state
-        start = start & ~violates
-        block = _count_prefix(start) - 1
-        totals = jax.ops.segment_sum(jnp.stack([y, ones], -1), block, n, indices_are_sorted=True)
-        value = (totals[:, 0] / jnp.maximum(totals[:, 1], 1))[block]
-        return start, block, totals[:, 1], violations(start, value)
+def _pool_round(y, start, violates):
+    """One round: pool every violating boundary at once."""
+    start = start & ~violates
+    return (start, *_blocks_of(y, start))
 
-    start = jnp.ones(n, bool)
-    state = (start, jnp.arange(n, dtype=jnp.int32), ones, violations(start, y))
-    _, block, counts, _ = lax.while_loop(lambda s: jnp.any(s[3]), round_, state)
+
+def _finish_blocks(y, start, block, counts, violates):
+    """The exact pooling of a partition of at most `FINISH_BLOCKS` blocks, in one step.
+
+    The blocks so far are unions of the solution's blocks (pooling adjacent violators never
+    pools what the solution separates), so the solution is the weighted decreasing isotonic
+    regression of the blocks' means, whose min–max form (Barlow et al. 1972, *Statistical
+    inference under order restrictions*, Thm. 1.4) is v_b = min_{a ≤ b} max_{e ≥ b} M(a, e),
+    M(a, e) the mean of y over blocks a … e. The sums of M are running sums from each a (no
+    differences of prefix sums, which would lose digits in float32). Blocks whose v are equal
+    are pooled; a boundary the rounding leaves violating is pooled by the round after it."""
+    m = FINISH_BLOCKS
+    n = y.shape[0]
+    sums = jax.ops.segment_sum(y, block, n, indices_are_sorted=True)[:m]
+    sizes = counts[:m]
+    if n < m:  # fewer elements than the finishing size: pad with empty blocks
+        sums = jnp.concatenate([sums, jnp.zeros(m - n, sums.dtype)])
+        sizes = jnp.concatenate([sizes, jnp.zeros(m - n, sizes.dtype)])
+    index = jnp.arange(m)
+    upper = index[None, :] >= index[:, None]  # [a, e]: e ≥ a
+    run_sums = jnp.cumsum(jnp.where(upper, sums[None, :], 0), axis=1)
+    run_sizes = jnp.cumsum(jnp.where(upper, sizes[None, :], 0), axis=1)
+    real = upper & (sizes[None, :] > 0)
+    means = jnp.where(real, run_sums / jnp.maximum(run_sizes, 1), -jnp.inf)
+    # max over e ≥ b of M(a, e), then the min over a ≤ b
+    right_max = lax.cummax(means, axis=1, reverse=True)
+    value = jnp.min(jnp.where(upper, right_max, jnp.inf), axis=0)
+    keep = jnp.concatenate([jnp.ones(1, bool), value[1:] < value[:-1]])
+    start = start & keep[jnp.minimum(block, m - 1)]
+    return (start, *_blocks_of(y, start))
+
+
+@jax.custom_batching.custom_vmap
+def _batched_block_ids(
+    y: Float[Array, "batch n"],
+) -> tuple[Int[Array, "batch n"], Float[Array, "batch n"]]:
+    """`_block_ids` of each row of `y`.
+
+    Pooling runs in rounds; each round pools every maximal run of violating boundaries at
+    once: the block count falls geometrically while rounds make progress, but a cascade (a
+    pooled block absorbing one neighbour a round) takes a round per block (θ ~ N(0, 1),
+    n = 1000, ε = 0.01, float32: 40 rounds, 139 blocks after the first, 71 after the second,
+    then about 2 fewer a round). Once every row has at most `FINISH_BLOCKS` blocks and the
+    last round removed less than half of them, one exact block-level step (`_finish_blocks`)
+    ends the cascade. The choice is made for the whole batch (a `lax.cond` on the batch's
+    largest block count), so that a batch under `jax.vmap` does not pay for both
+    (`custom_vmap`)."""
+    rows, n = y.shape
+    start = jnp.ones((rows, n), bool)
+    block = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (rows, n))
+    state = (start, block, jnp.ones_like(y), jax.vmap(_violations)(start, y))
+    pool = jax.vmap(_pool_round, in_axes=(0, 0, 0))
+
+    def finish_then_pool(state):
+        start, block, counts, violates = jax.vmap(_finish_blocks)(y, *state)
+        return pool(y, start, violates)
+
+    def step(carry):
+        state, before = carry
+        blocks = jnp.max(jnp.sum(state[0], axis=1, dtype=jnp.int32))
+        # Finish once few blocks are left and the last round removed less than half of them
+        # (a cascade: rounds then pool about one block each).
+        stalled = (blocks <= FINISH_BLOCKS) & (2 * blocks > before)
+        state = lax.cond(stalled, finish_then_pool, lambda s: pool(y, s[0], s[3]), state)
+        return state, blocks
+
+    state, _ = lax.while_loop(lambda c: jnp.any(c[0][3]), step, (state, jnp.int32(2 * n + 1)))
+    _, block, counts, _ = state
     return block, counts
+
+
+@_batched_block_ids.def_vmap
+def _batched_block_ids_vmap(axis_size, in_batched, y):
+    # Under `jax.vmap` of `_block_ids` the rows of the batch are the vectors: one batch.
+    del axis_size, in_batched
+    n = y.shape[-1]
+    block, counts = _batched_block_ids(y.reshape(-1, n))
+    return (block.reshape(y.shape), counts.reshape(y.shape)), (True, True)
 
 
 def _count_prefix(
