@@ -24,8 +24,12 @@ operations: every maximal run of blocks whose means violate the order is pooled 
 is a valid PAV schedule — pooling adjacent violators in any order reaches the one solution
 (Best & Chakravarti 1990), and a strictly violating run stays violating while it is pooled
 left to right — so the rounds stop at the exact isotonic solution. The number of rounds is data
-dependent (a few for most inputs; up to n for adversarial ones). Only quadratic (L2)
-regularisation is implemented; the paper's entropic (KL) variant is not.
+dependent: a few for most inputs; a cascade, where a pooled block absorbs one neighbour a round,
+would take a round per block, so once at most `FINISH_BLOCKS` (64) blocks are left and a round
+stops halving their number, one exact step at block level (the min–max formula of isotonic
+regression, O(64²) per vector) ends it. An adversarial input whose cascade runs over more
+blocks than that still takes up to n rounds. Only quadratic (L2) regularisation is implemented;
+the paper's entropic (KL) variant is not.
 """
 
 from __future__ import annotations
@@ -147,11 +151,12 @@ def _finish_blocks(y, start, block, counts, violates):
 
     The blocks so far are unions of the solution's blocks (pooling adjacent violators never
     pools what the solution separates), so the solution is the weighted decreasing isotonic
-    regression of the blocks' means, whose min–max form (Barlow et al. 1972, *Statistical
-    inference under order restrictions*, Thm. 1.4) is v_b = min_{a ≤ b} max_{e ≥ b} M(a, e),
-    M(a, e) the mean of y over blocks a … e. The sums of M are running sums from each a (no
-    differences of prefix sums, which would lose digits in float32). Blocks whose v are equal
-    are pooled; a boundary the rounding leaves violating is pooled by the round after it."""
+    regression of the blocks' means, whose min–max form (Barlow, Bartholomew, Bremner & Brunk
+    1972, *Statistical Inference under Order Restrictions*, ch. 1) is
+    v_b = min_{a ≤ b} max_{e ≥ b} M(a, e), M(a, e) the mean of y over blocks a … e. The sums of
+    M are running sums from each a (no differences of prefix sums, which would lose digits in
+    float32). Blocks whose v are equal are pooled; a boundary the rounding leaves violating is
+    pooled by the round after it. `violates` is unused (the signature is the state's)."""
     m = FINISH_BLOCKS
     n = y.shape[0]
     sums = jax.ops.segment_sum(y, block, n, indices_are_sorted=True)[:m]
