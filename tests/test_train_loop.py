@@ -81,6 +81,29 @@ def test_a_flat_optimiser_takes_the_same_steps_as_the_tree_one():
     )
 
 
+class AllPairs(eqx.Module):
+    """Every one-step pair, every step: a deterministic objective (what a line search needs)."""
+
+    before: jax.Array
+    after: jax.Array
+
+    def __call__(self, key, step, progress):
+        return self.before, self.after
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_a_line_search_optimiser_gets_its_extra_arguments(flat):
+    # optax.lbfgs is a GradientTransformationExtraArgs: its zoom line search calls value_fn.
+    # Adam at the same step count leaves a far from the truth; L-BFGS lands on it.
+    outcome = train(Henon(a=1.2, b=0.25), one_step_loss, AllPairs(*henon_pairs()),
+                    optax.lbfgs(), key=jax.random.key(3), steps=25, progress=False,
+                    flat_optimiser=flat)  # fmt: skip
+    assert abs(float(outcome.module.a) - 1.4) < 1e-4
+    assert abs(float(outcome.module.b) - 0.3) < 1e-4
+    adam = identify_henon(25)
+    assert abs(float(adam.module.a) - 1.4) > 1e-2
+
+
 def test_a_killed_system_run_resumes_bit_for_bit(tmp_path):
     full = identify_henon(200, validate_every=50)
 

@@ -323,12 +323,15 @@ def _run_chunk(
             loss, grads = jax.value_and_grad(objective)(params)
             if flat:
                 flat_grads, unravel = ravel_pytree(grads)
+                flat_params = ravel_pytree(params)[0]
+                extra = _extra_args(optimiser, loss, flat_grads, lambda q: objective(unravel(q)))
                 flat_updates, new_opt_state = optimiser.update(
-                    flat_grads, opt_state, ravel_pytree(params)[0]
+                    flat_grads, opt_state, flat_params, **extra
                 )
                 updates = unravel(flat_updates)
             else:
-                updates, new_opt_state = optimiser.update(grads, opt_state, params)
+                extra = _extra_args(optimiser, loss, grads, objective)
+                updates, new_opt_state = optimiser.update(grads, opt_state, params, **extra)
             factor = schedule(progress) * scale
             updates = jax.tree_util.tree_map(lambda u: u * factor.astype(u.dtype), updates)
             new_params = eqx.apply_updates(params, updates)
@@ -355,6 +358,17 @@ def _run_chunk(
         carry, _ = jax.lax.scan(body, carry, jnp.arange(chunk))
     params, opt_state, step, scale, failures, loss_sum, n_ok = carry
     return params, opt_state, (step, scale, failures), loss_sum, n_ok
+
+
+def _extra_args(optimiser, value, grad, value_fn) -> dict[str, Any]:
+    """What an optimiser with extra arguments (`optax.GradientTransformationExtraArgs`, e.g.
+    `optax.lbfgs`, whose line search evaluates the loss) is given besides the gradients: the
+    step's loss value and gradient and the loss as a function of the parameters, on the step's
+    own batch and key. Transformations that take no extra arguments ignore them (`optax.chain`
+    passes them on only to those that do); a plain `GradientTransformation` gets none."""
+    if isinstance(optimiser, optax.GradientTransformationExtraArgs):
+        return {"value": value, "grad": grad, "value_fn": value_fn}
+    return {}
 
 
 def _sha256(data: bytes) -> str:
@@ -593,7 +607,11 @@ def train(
       windows), make it an `eqx.Module` with array fields: its arrays are arguments of the
       compiled step, not constants baked into it.
     - `optimiser`: any `optax.GradientTransformation` (e.g. `optax.chain(
-      optax.clip_by_global_norm(1.0), optax.adam(1e-3))`).
+      optax.clip_by_global_norm(1.0), optax.adam(1e-3))`). One that takes extra arguments
+      (`optax.GradientTransformationExtraArgs`) also gets the step's `value`, `grad` and
+      `value_fn` (the loss of the parameters on the step's batch and key), so a line-search
+      optimiser such as `optax.lbfgs()` works as it is; keep the default `schedule` with it
+      (a factor other than 1 rescales the line-searched step).
     - `key`: step s draws its batch and loss keys from `fold_in(key, s)`.
     - `steps`, `budget`: the end of the run — a step count, seconds of wall-clock time, or
       both (whichever comes first). At least one. The budget bounds the whole call: compiling
