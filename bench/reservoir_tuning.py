@@ -92,6 +92,18 @@ def draw(rng: np.random.Generator, names: list[str]) -> dict[str, float]:
     return out
 
 
+def tuning_objective(model, train, validation=None):
+    """The very objective `tune_reservoir` minimises, computed as it does (float64; call it
+    under `jax.enable_x64(True)`): `(loss, batch)` for `_loss_value`. Cross-validated on
+    `train` without `validation`, else on the validation series after it. The model's ridge
+    is a placeholder: a search sets every tuned value."""
+    base = _as_float64(model.with_values({"ridge": 1e-6}))
+    values = jnp.asarray(train, jnp.float64)
+    if validation is None:
+        return _TuningLoss(base), (values, None)
+    return _validation_loss(base, values, None, validation, None)
+
+
 def compare(kind: str, objective: str, train, validation, trials: int, steps) -> dict[str, Any]:
     model = ESN(3, key=jax.random.key(0)) if kind == "esn" else NGRC(3)
     held_out = validation if objective == "validation_series" else None
@@ -105,14 +117,8 @@ def compare(kind: str, objective: str, train, validation, trials: int, steps) ->
     rng = np.random.default_rng(0)
     best, history, reached_at = np.inf, [], None
     started = time.perf_counter()
-    # the very objective diffdyn's tuning minimises, computed as it does (float64)
     with jax.enable_x64(True):
-        base = _as_float64(model.with_values({"ridge": 1e-6}))  # the search sets every value
-        values = jnp.asarray(train, jnp.float64)
-        if held_out is None:
-            loss, batch = _TuningLoss(base), (values, None)
-        else:
-            loss, batch = _validation_loss(base, values, None, held_out, None)
+        loss, batch = tuning_objective(model, train, held_out)
         for trial in range(trials):
             candidate = draw(rng, list(model.tunable))
             value = float(_loss_value(loss, ReservoirHyperparameters(candidate), batch))

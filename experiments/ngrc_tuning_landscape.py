@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from _record import write_record
 
@@ -30,12 +29,9 @@ from diffdyn.models import NGRC  # noqa: E402
 from diffdyn.train.reservoir_tuning import (  # noqa: E402
     TUNING_RANGES,
     ReservoirHyperparameters,
-    _as_float64,
     _loss_value,
-    _TuningLoss,
-    _validation_loss,
 )
-from reservoir_tuning import lorenz_series  # noqa: E402
+from reservoir_tuning import lorenz_series, tuning_objective  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 GRID = 25
@@ -43,12 +39,8 @@ GRID = 25
 
 def landscape(objective: str, train, validation) -> dict:
     with jax.enable_x64(True):
-        base = _as_float64(NGRC(3).with_values({"ridge": 1e-6}))
-        values = jnp.asarray(train, jnp.float64)
-        if objective == "cross_validated":
-            loss, batch = _TuningLoss(base), (values, None)
-        else:
-            loss, batch = _validation_loss(base, values, None, validation, None)
+        held_out = None if objective == "cross_validated" else validation
+        loss, batch = tuning_objective(NGRC(3), train, held_out)
         axes = {}
         for name in ("ridge", "feature_scaling"):
             _, low, high = TUNING_RANGES[name]
