@@ -34,7 +34,6 @@ writes nothing unless `--out DIR`).
 from __future__ import annotations
 
 import sys
-from importlib import metadata
 from typing import Any
 
 import jax
@@ -59,6 +58,7 @@ if torchsort is None and reference_ops is None:
     sys.exit(0)
 
 from _harness import (  # noqa: E402
+    _version,
     comparison,
     interleaved,
     medians,
@@ -88,8 +88,13 @@ def diffdyn_runner(op, strength: float, theta, weights, backward: bool):
     return lambda: forward(theta)
 
 
+def _torch_op(name: str):
+    assert torchsort is not None
+    return {"rank": torchsort.soft_rank, "sort": torchsort.soft_sort}[name]
+
+
 def torch_runner(name: str, strength: float, theta, weights, backward: bool):
-    op = {"rank": torchsort.soft_rank, "sort": torchsort.soft_sort}[name]
+    op = _torch_op(name)
     if backward:
 
         def run():
@@ -110,6 +115,7 @@ def torch_runner(name: str, strength: float, theta, weights, backward: bool):
 def reference_runner(name: str, strength: float, theta, weights, backward: bool):
     """fast-soft-sort's NumPy operator on each row (what its PyTorch and JAX wrappers run):
     `compute()`, and with `backward` the VJP of the weights."""
+    assert reference_ops is not None
     cls = {"rank": reference_ops.SoftRank, "sort": reference_ops.SoftSort}[name]
 
     def run():
@@ -134,10 +140,11 @@ def reference_values(name: str, strength: float, theta, weights):
 
 
 def torch_values(name: str, strength: float, theta, weights, dtype):
-    op = {"rank": torchsort.soft_rank, "sort": torchsort.soft_sort}[name]
+    op = _torch_op(name)
     t = torch.tensor(theta, dtype=dtype, requires_grad=True)
     value = op(t, regularization_strength=strength)
     (torch.tensor(weights, dtype=dtype) * value).sum().backward()
+    assert t.grad is not None
     return value.detach().double().numpy(), t.grad.double().numpy()
 
 
@@ -287,13 +294,6 @@ def bench(size: dict[str, Any]) -> dict[str, Any]:
         ratios_torchsort=ratios.get("torch", {}),
         diagnostics=diagnostics,
     )
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,6 +16,7 @@ is a loss a gradient cannot find, whose value says little about forecasts elsewh
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -24,14 +25,19 @@ import jax
 import numpy as np
 from _record import write_record
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-from diffdyn.models import NGRC  # noqa: E402
-from diffdyn.train.reservoir_tuning import (  # noqa: E402
-    TUNING_RANGES,
-    ReservoirHyperparameters,
-    _loss_value,
+from diffdyn.models import NGRC
+from diffdyn.train.reservoir_tuning import TUNING_RANGES, ReservoirHyperparameters, _loss_value
+
+# The bench's setting and objective, loaded by path: `experiments/reservoir_tuning.py` has the
+# same module name as `bench/reservoir_tuning.py`.
+_BENCH = Path(__file__).parents[1] / "bench"
+sys.path.insert(0, str(_BENCH))  # for the bench module's own `_harness` import
+_spec = importlib.util.spec_from_file_location(
+    "bench_reservoir_tuning", _BENCH / "reservoir_tuning.py"
 )
-from reservoir_tuning import lorenz_series, tuning_objective  # noqa: E402
+assert _spec is not None and _spec.loader is not None
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
 
 RESULTS = Path(__file__).parent / "results"
 GRID = 25
@@ -40,7 +46,7 @@ GRID = 25
 def landscape(objective: str, train, validation) -> dict:
     with jax.enable_x64(True):
         held_out = None if objective == "cross_validated" else validation
-        loss, batch = tuning_objective(NGRC(3), train, held_out)
+        loss, batch = bench.tuning_objective(NGRC(3), train, held_out)
         axes = {}
         for name in ("ridge", "feature_scaling"):
             _, low, high = TUNING_RANGES[name]
@@ -89,7 +95,7 @@ def landscape(objective: str, train, validation) -> dict:
 
 def main() -> None:
     started = time.perf_counter()
-    train, validation = lorenz_series()
+    train, validation = bench.lorenz_series()
     record = {
         "what": "NG-RC's tuning objectives on a 25 x 25 log grid of (ridge, feature_scaling), "
         "ANCHORS setting of bench/reservoir_tuning.py",

@@ -146,7 +146,7 @@ def _pool_round(y, start, violates):
     return (start, *_blocks_of(y, start))
 
 
-def _finish_blocks(y, start, block, counts, violates):
+def _finish_blocks(y, start, block, counts):
     """The exact pooling of a partition of at most `FINISH_BLOCKS` blocks, in one step.
 
     The blocks so far are unions of the solution's blocks (pooling adjacent violators never
@@ -156,7 +156,7 @@ def _finish_blocks(y, start, block, counts, violates):
     v_b = min_{a ≤ b} max_{e ≥ b} M(a, e), M(a, e) the mean of y over blocks a … e. The sums of
     M are running sums from each a (no differences of prefix sums, which would lose digits in
     float32). Blocks whose v are equal are pooled; a boundary the rounding leaves violating is
-    pooled by the round after it. `violates` is unused (the signature is the state's)."""
+    pooled by the round after it."""
     m = FINISH_BLOCKS
     n = y.shape[0]
     sums = jax.ops.segment_sum(y, block, n, indices_are_sorted=True)[:m]
@@ -197,10 +197,10 @@ def _batched_block_ids(
     start = jnp.ones((rows, n), bool)
     block = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (rows, n))
     state = (start, block, jnp.ones_like(y), jax.vmap(_violations)(start, y))
-    pool = jax.vmap(_pool_round, in_axes=(0, 0, 0))
+    pool = jax.vmap(_pool_round)
 
     def finish_then_pool(state):
-        start, block, counts, violates = jax.vmap(_finish_blocks)(y, *state)
+        start, _, _, violates = jax.vmap(_finish_blocks)(y, *state[:3])
         return pool(y, start, violates)
 
     def step(carry):
