@@ -14,7 +14,8 @@ _LAZY = {
     "simulate": ".systems",
     "Forecaster": ".train",
 }
-__all__ = ["__version__", *_LAZY]
+# Spelled out (the keys of `_LAZY`) so that type checkers can read it.
+__all__ = ["__version__", "Series", "DiffdynError", "get_system", "simulate", "Forecaster"]
 
 
 def _package_version() -> str:
@@ -24,6 +25,20 @@ def _package_version() -> str:
         return version("diffdyn")
     except PackageNotFoundError:  # running from a source tree that was not installed
         return "0.0.0"
+
+
+# For type checkers only: at run time these names come from `__getattr__` below. A plain
+# `TYPE_CHECKING = False` (not `typing`'s) keeps `import typing` out of `import diffdyn`;
+# it is deleted again so that the module's names are unchanged.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .data import Series
+    from .errors import DiffdynError
+    from .systems import get_system, simulate
+    from .train import Forecaster
+
+    __version__ = _package_version()
+del TYPE_CHECKING
 
 
 def __getattr__(name: str):

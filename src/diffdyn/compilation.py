@@ -77,4 +77,5 @@ def enable_compilation_cache(folder: str | Path | None = None) -> Path | None:
 def active_cache_folder() -> str | None:
     """The folder this process's compilation cache uses, or `None` (handed to `compare`'s
     worker processes, which then share it)."""
-    return jax.config.jax_compilation_cache_dir or None
+    # JAX sets its flags on `jax.config` at run time; its stubs do not declare them.
+    return jax.config.jax_compilation_cache_dir or None  # pyright: ignore[reportAttributeAccessIssue]

@@ -464,6 +464,7 @@ def _attention_figure(store: ResultsStore, dataset: str, model: str) -> tuple[by
     if stored is None:
         return None
     result = Explanation.from_json(stored)
+    assert result.attention is not None  # kept only for models with attention (`grid._artifacts`)
     figure = plot_attention(
         result.attention,
         input_attention=result.input_attention,

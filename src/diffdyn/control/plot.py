@@ -99,7 +99,7 @@ def animate(system, runs: Rollout, path: str | os.PathLike, *, episode: int = 0)
         ax.axhline(0, color="0.6", lw=1)
         (cart,) = ax.plot([], [], "s", color="tab:blue", ms=14)
 
-        def ends(s):  # θ = 0 upright
+        def ends(s) -> tuple[tuple[float, float], tuple[float, float]]:  # θ = 0 upright
             x, theta = s[0], s[2]
             return (x, 0.0), (x + pole * np.sin(theta), pole * np.cos(theta))
     else:
@@ -108,7 +108,7 @@ def animate(system, runs: Rollout, path: str | os.PathLike, *, episode: int = 0)
         ax.set_ylim(-1.3 * pole, 1.3 * pole)
         cart = None
 
-        def ends(s):  # θ = 0 hanging down
+        def ends(s) -> tuple[tuple[float, float], tuple[float, float]]:  # θ = 0 hanging down
             return (0.0, 0.0), (pole * np.sin(s[0]), -pole * np.cos(s[0]))
 
     (rod,) = ax.plot([], [], "-o", color="tab:red", lw=3, ms=5)

@@ -11,6 +11,8 @@ its folder (`identify.folder.read_identified`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -24,7 +26,7 @@ from .discover import DEFAULT_DEGREE, check_options, discover_terms
 from .result import TermDiscovery
 
 
-def _network(system, field: str) -> eqx.Module:
+def _network(system, field: str) -> Callable[..., Any]:
     """The module in `system`'s field `field`, or a one-sentence refusal."""
     label = _label(system)
     networks = sorted(system.networks())
@@ -47,7 +49,9 @@ def _network(system, field: str) -> eqx.Module:
     return value
 
 
-def _outputs(network: eqx.Module, states: np.ndarray, field: str, label: str) -> np.ndarray:
+def _outputs(
+    network: Callable[..., Any], states: np.ndarray, field: str, label: str
+) -> np.ndarray:
     """The network at every state, `[N, k]`, or a one-sentence refusal."""
     points = jnp.asarray(states, dtype=jnp.result_type(float))
     try:

@@ -213,7 +213,8 @@ def identify(
     optimiser = _optimiser(learning_rate)
     key = jax.random.key(seed)
     losses: list[float] = []
-    best: tuple[float, Unknowns, Any, int, bool] | None = None
+    # (loss, unknowns, outcome, refine steps, refined, (residuals, Jacobian) or None)
+    best: tuple[float, Unknowns, Any, int, bool, tuple | None] | None = None
     compile_seconds = 0.0
     for r in range(restarts):
         restart_key = jax.random.fold_in(key, r)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import diffrax
 import equinox as eqx
@@ -295,7 +295,8 @@ class Flat(eqx.Module):
         params, static = eqx.partition(unknowns.fields, eqx.is_inexact_array)
         values, unravel = jax.flatten_util.ravel_pytree(params)
         x = jnp.concatenate([values, unknowns.states.reshape(-1)])
-        return cls(static, unravel, int(values.shape[0]), tuple(unknowns.states.shape)), x
+        shape = cast(tuple[int, int], tuple(unknowns.states.shape))  # `states` is `[K, d]`
+        return cls(static, unravel, int(values.shape[0]), shape), x
 
     def unknowns(self, x: Float[Array, " p"]) -> Unknowns:
         fields = eqx.combine(self.unravel(x[: self.n_values]), self.static)

@@ -142,6 +142,7 @@ class AttentionEncoderDecoder(AbstractForecaster):
         # model forecast worse than persistence (Lorenz-63: VPT 0.036 against persistence's
         # 0.084 Lyapunov times).
         readout = eqx.nn.Linear(2 * width, dim, key=k_out)
+        assert readout.bias is not None  # `use_bias=True`, the default
         self.readout = eqx.tree_at(
             lambda r: (r.weight, r.bias), readout,
             (READOUT_SCALE * readout.weight, jnp.zeros_like(readout.bias)),

@@ -9,6 +9,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.core
 
 from ..errors import DiffdynError, UnknownNameError, did_you_mean
 from ..options import check_number

@@ -23,6 +23,7 @@ What `optax.perturbations` gives and what it does not:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -66,7 +67,7 @@ def _perturbed(maximiser: Callable, theta, key, sigma, num_samples, noise) -> Ar
     fun = optax.perturbations.make_perturbed_fun(
         maximiser, num_samples=num_samples, sigma=sigma, noise=NOISES[noise]()
     )
-    return fun(key, theta)
+    return cast(Array, fun(key, theta))  # a pytree like `theta`: one array
 
 
 def perturbed_argmax(
@@ -184,7 +185,8 @@ def fenchel_young_loss(
     # The draws of optax.perturbations.make_perturbed_fun for this key, so that the gradient
     # below is exactly `perturbed_argmax(...) − target` for the same key.
     keys = jax.random.split(key, num_samples)
-    z = jax.vmap(lambda k: optax.tree.random_like(k, theta, sampler=sampler))(keys)
+    # `random_like` gives a pytree like `theta`: here one array.
+    z = cast(Array, jax.vmap(lambda k: optax.tree.random_like(k, theta, sampler=sampler))(keys))
     shifted = theta[None, :] + sigma * z  # [M, n]
     best = jax.lax.stop_gradient(jax.vmap(maximiser)(shifted))
     return jnp.mean(jnp.sum((best - target[None, :]) * shifted, axis=-1))
