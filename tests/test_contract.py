@@ -594,6 +594,16 @@ def test_check_number_returns_a_finite_number_in_range_or_one_sentence(raw, whol
     assert not whole or (isinstance(value, int) and abs(value) <= MAX_INT)
 
 
+def test_a_whole_number_below_its_lower_bound_is_not_told_the_machine_limit():
+    # the implicit MAX_INT bound of whole numbers is named only when the value breaks it
+    with pytest.raises(DiffdynError, match=r"^degree must be at least 1; got 0\.$"):
+        check_number("degree", 0, whole=True, low=1)
+    with pytest.raises(DiffdynError, match=f"at most {MAX_INT}"):
+        check_number("degree", 10**12, whole=True, low=1)
+    with pytest.raises(DiffdynError, match=r"^y must be at least 1 and at most 3; got 5\.$"):
+        check_number("y", 5, whole=True, low=1, high=3)
+
+
 @settings(max_examples=150, deadline=None)
 @given(name=st.sampled_from(["clip", "patience", "learning_rate", "epochs", "validation",
                              "weight_decay", "warmup", "batch_size"]), raw=TEXT)  # fmt: skip

@@ -327,6 +327,8 @@ def _detail(f: dict[str, Any]) -> Table:
 # -- diffdyn simulate ------------------------------------------------------------------------
 @app.command(
     "simulate",
+    short_help="Simulate a system from the catalogue (or your own, FILE.py:CLASS) and write "
+    "its trajectory to a file.",
     epilog="Example: diffdyn simulate lorenz63 --param rho=35 --steps 5000 --observe x,z "
     "-o lorenz63.csv --plot lorenz63.png",
 )
@@ -1122,6 +1124,8 @@ def _gates_table(result: Explanation) -> Table:
 # -- diffdyn analyze -------------------------------------------------------------------------
 @app.command(
     "analyze",
+    short_help="Study a trained model as a dynamical system: its Lyapunov spectrum beside the "
+    "system's, its long-run statistics against the truth, and how far back it looks.",
     epilog="Example: diffdyn analyze runs/lorenz63-esn --system lorenz63 -o runs/esn-analysis",
 )
 def analyze_command(

@@ -48,10 +48,14 @@ def check_number(
     if isinstance(value, bool) or number is None or not math.isfinite(number):
         kind = "a whole number" if whole else "a finite number"
         raise DiffdynError(f"{label} must be {kind}; got {value!r}.")
+    # the implicit bounds of whole numbers are named only when the value breaks them
+    implicit_low = implicit_high = False
     if whole:
         if number != int(number):
             raise DiffdynError(f"{label} must be a whole number; got {value!r}.")
         number = int(number)
+        implicit_high = high is None
+        implicit_low = low is None
         high = MAX_INT if high is None else min(high, MAX_INT)
         low = -MAX_INT if low is None else low
     inside = (
@@ -61,10 +65,12 @@ def check_number(
         and (below is None or number < below)
     )
     if not inside:
-        want = [f"at least {_bound(low)}"] if low is not None else []
+        want = []
+        if low is not None and not (implicit_low and number >= low):
+            want.append(f"at least {_bound(low)}")
         if above is not None:
             want.append("positive" if above == 0 else f"above {_bound(above)}")
-        if high is not None:
+        if high is not None and not (implicit_high and number <= high):
             want.append(f"at most {_bound(high)}")
         if below is not None:
             want.append(f"below {_bound(below)}")
