@@ -54,7 +54,7 @@ def test_the_fitted_ensemble_survives_a_checkpoint_round_trip(tmp_path):
     series = Series(y[:300], np.arange(300.0) * 0.1, ("a", "b"), dt=0.1)
     fitted, result = train_forecaster(
         series, DataSource.of_series(series), "esn-ensemble", tmp_path / "m",
-        hyperparameters={"members": 3, "size": 60, "washout": 20}, progress=False,
+        hyperparameters={"members": 3, "size": 60, "washout": 20, "tune": "off"}, progress=False,
     )  # fmt: skip
     assert result.stop_reason == "fitted in closed form" and result.tuning is None
     loaded, stored = checkpoint.load_model(tmp_path / "m")
@@ -73,9 +73,45 @@ def test_a_bad_member_count_is_refused(hyperparameters, fragment):
         build_model("esn-ensemble", 2, key=jax.random.key(0), **hyperparameters)
 
 
-def test_tuning_the_members_is_refused_with_the_way_to_do_it():
-    with pytest.raises(DiffdynError, match="tune one esn"):
-        ESNEnsemble(2, key=jax.random.key(0), tune="on")
+def test_tuning_goes_through_the_first_member_and_every_member_gets_the_tuned_values(tmp_path):
+    y = _series()
+    series = Series(y[:300], np.arange(300.0) * 0.1, ("a", "b"), dt=0.1)
+    fitted, result = train_forecaster(
+        series, DataSource.of_series(series), "esn-ensemble", tmp_path / "m",
+        hyperparameters={"members": 3, "size": 40, "washout": 20, "tune": "on"},
+        budget=30.0, progress=False,
+    )  # fmt: skip
+    tuning = result.tuning
+    assert tuning is not None and tuning.model == "esn-ensemble"
+    assert result.stop_reason.startswith("tuned (")
+    assert tuning.tuned_loss <= tuning.initial_loss
+    assert set(tuning.tuned) == set(ESN.tunable)
+    for member in fitted.members:
+        assert member.tune == "off"  # the members never tune themselves
+        for name, value in tuning.tuned.items():
+            assert float(getattr(member, name)) == pytest.approx(value, rel=1e-6)
+    # the same values, but still independent reservoirs with their own readouts
+    assert not np.array_equal(fitted.members[0].readout, fitted.members[1].readout)
+    loaded, stored = checkpoint.load_model(tmp_path / "m")
+    assert stored["tuning"]["model"] == "esn-ensemble"
+    np.testing.assert_array_equal(loaded(y[:50], horizon=8)[0], fitted(y[:50], horizon=8)[0])
+
+
+def test_with_values_gives_every_member_the_values_and_auto_follows_the_esn_rule():
+    from diffdyn.train.reservoir_tuning import tunes_by_default
+
+    ensemble = ESNEnsemble(2, key=jax.random.key(0), members=2, size=20, washout=5)
+    changed = ensemble.with_values({"spectral_radius": 0.3, "ridge": 1e-7})
+    assert [float(m.spectral_radius) for m in changed.members] == pytest.approx([0.3, 0.3])
+    assert [float(m.ridge) for m in changed.members] == pytest.approx([1e-7, 1e-7])
+    assert ensemble.tunable_member() is ensemble.members[0]
+    esn = ESN(2, key=jax.random.key(0), size=20, washout=5)
+    for budget, rows in [(None, 5000), (10.0, 1000), (10.0, 5000), (5.0, 800), (200.0, 9000)]:
+        assert tunes_by_default(ensemble, budget, rows) == tunes_by_default(esn, budget, rows)
+    off = ESNEnsemble(2, key=jax.random.key(0), members=2, size=20, washout=5, tune="off")
+    assert not tunes_by_default(off, None, 100)
+    with pytest.raises(DiffdynError, match="tune=auto, on or off"):
+        ESNEnsemble(2, key=jax.random.key(0), tune="maybe")
 
 
 def test_the_cli_refuses_a_zero_member_ensemble_in_one_line(tmp_path):

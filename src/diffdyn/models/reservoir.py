@@ -52,6 +52,11 @@ class AbstractReservoir(AbstractForecaster):
         """The current `tunable` values, by name."""
         return {name: getattr(self, name) for name in self.tunable}
 
+    def tunable_member(self) -> AbstractReservoir:
+        """The reservoir whose readout the tuning differentiates through: the model itself
+        (an ensemble names one of its members)."""
+        return self
+
     def with_values(self, values: Mapping[str, Float[ArrayLike, ""]]) -> AbstractReservoir:
         """A copy with some `tunable` values replaced (the rest, the readout included, kept)."""
         unknown = set(values) - set(self.tunable)

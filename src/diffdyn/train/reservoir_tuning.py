@@ -45,6 +45,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..errors import DiffdynError
+from ..models.esn_ensemble import ESNEnsemble
 from ..models.reservoir import AbstractReservoir
 from ..nn.ridge import RIDGE_CANDIDATES, cross_validated_forecasts, held_out_forecasts
 from .loop import TrainingError, train
@@ -65,6 +66,8 @@ AUTO_SHORT_MIN_BUDGET = 10.0
 # a logit is infinite at leak = 1 (the ESN's default): tuning starts just below
 LEAK_START_MAX = 0.99
 RIDGE_FLOOR = 1e-14
+# the models that `tune="auto"` tunes (where it paid: `tunes_by_default`)
+AUTO_TUNED = ("esn", "esn-ensemble")
 # the starting points tried before the gradient steps: every scale (not the leak) of the
 # model's values times each factor, α times its square (the features scale with the inputs,
 # and α multiplies their squares)
@@ -260,12 +263,12 @@ class ReservoirTuning:
 
 
 def tunes_by_default(
-    model: AbstractReservoir, budget: float | None = None, rows: int | None = None
+    model: AbstractReservoir | ESNEnsemble, budget: float | None = None, rows: int | None = None
 ) -> bool:
-    """Whether the training pipeline tunes `model`: `tune="on"`, or `"auto"` for an ESN
-    trained without a budget, with at least `AUTO_MIN_BUDGET` = 120 s, or on a short series
-    (`rows` ≤ `AUTO_MAX_ROWS` = 1000 training rows) with at least `AUTO_SHORT_MIN_BUDGET` =
-    10 s.
+    """Whether the training pipeline tunes `model`: `tune="on"`, or `"auto"` for an ESN (or
+    an ESN ensemble) trained without a budget, with at least `AUTO_MIN_BUDGET` = 120 s, or on
+    a short series (`rows` ≤ `AUTO_MAX_ROWS` = 1000 training rows) with at least
+    `AUTO_SHORT_MIN_BUDGET` = 10 s.
 
     Measured in `experiments/reservoir_tuning.py` (`docs/reservoir-tuning.md`): in the ANCHORS
     setting (400 rows) tuning lengthened the ESN's forecasts (VPT 3.48 → 4.80 and 3.83 → 7.07
@@ -280,7 +283,7 @@ def tunes_by_default(
     """
     if model.tune != "auto":
         return model.tune == "on"
-    if model.name != "esn":
+    if model.name not in AUTO_TUNED:
         return False
     if budget is None or budget >= AUTO_MIN_BUDGET:
         return True
@@ -474,28 +477,31 @@ def _validation_loss(model, values, exog, validation, validation_exog):
 
 
 def fit_reservoir(
-    model: AbstractReservoir,
+    model: AbstractReservoir | ESNEnsemble,
     values: Float[Array, "time dim"],
     exog: Float[Array, "time m"] | None = None,
     *,
     key: PRNGKeyArray,
     budget: float | None = None,
     progress: bool | str = True,
-) -> tuple[AbstractReservoir, ReservoirTuning | None]:
+) -> tuple[AbstractReservoir | ESNEnsemble, ReservoirTuning | None]:
     """What the training pipeline does with a reservoir: tune it when `tunes_by_default`
     (within `BUDGET_SHARE` = 75 % of `budget`, the α grid and starts included), then fit the
-    readout in closed form.
+    readout in closed form. An ESN ensemble is tuned through its first member
+    (`tunable_member`), and every member is fitted with the tuned values.
 
     **Returns:** `(fitted model, ReservoirTuning or None when it was not tuned)`.
     """
     if not tunes_by_default(model, budget, rows=int(values.shape[0])):
         return model.fit_closed_form(values, exog), None
-    tuned, report = tune_reservoir(
-        model,
+    _, report = tune_reservoir(
+        model.tunable_member(),
         values,
         exog,
         key=key,
         budget=None if budget is None else BUDGET_SHARE * budget,
         progress=progress,
     )
+    tuned = model.with_values(report.tuned)
+    report = dataclasses.replace(report, model=model.name)
     return tuned.fit_closed_form(values, exog, choose_ridge=False), report

@@ -20,6 +20,7 @@ from ..data.series import Series
 from ..data.split import held_out_start
 from ..errors import DataError, DiffdynError
 from ..models.base import AbstractForecaster
+from ..models.esn_ensemble import ESNEnsemble
 from ..models.registry import (
     build_model,
     check_model_size,
@@ -435,7 +436,7 @@ def _train_into(folder, resume, target, train, series, source, model_name, hyper
         sidecar["train_seconds"] = outcome.seconds
         sidecar["compile_seconds"] = outcome.compile_seconds
         sidecar["steps"] = outcome.steps
-    elif isinstance(model, AbstractReservoir):
+    elif isinstance(model, (AbstractReservoir, ESNEnsemble)):
         # tuned by gradient through its readout first when its `tune` says so
         trained, tuning = fit_reservoir(
             model, values, exog, key=train_key, budget=budget, progress=progress
