@@ -11,10 +11,11 @@ published figures, the wall time, the machine's load.
 
 The systems are the first `--systems` of dysts' catalogue in alphabetical order
 (`dysts_names()`), not chosen by result. Each model runs with its registry defaults under the
-per-cell budget. The ESN's default `tune=auto` tunes its scales by gradient on each system's
-training part alone (a short series with a budget of ≥ 10 s; `docs/reservoir-tuning.md`);
-nothing else is tuned per system (dysts' published figures come from a hyperparameter search
-per system and model, on a separate trajectory).
+per-cell budget. The ESN's default `tune=auto` (and `esn-ensemble`'s, through its first
+member) tunes its scales by gradient on each system's training part alone (a short series with
+a budget of ≥ 10 s; `docs/reservoir-tuning.md`); nothing else is tuned per system (dysts'
+published figures come from a hyperparameter search per system and model, on a separate
+trajectory).
 """
 
 from __future__ import annotations

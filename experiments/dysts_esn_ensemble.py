@@ -3,7 +3,9 @@
 Run: `.venv/bin/python experiments/dysts_esn_ensemble.py` (about 3 minutes on 2 cores) →
 `experiments/results/dysts_esn_ensemble.json`.
 
-One `esn-ensemble` (7 members, registry defaults) per system and seed (0, 1, 2), fitted
+One untuned `esn-ensemble` (7 members, registry defaults but `tune="off"`: the ensemble has
+tuned itself by default since 2026-12-06, and this study measures the members' own luck) per
+system and seed (0, 1, 2), fitted
 alone in this process on the protocol's 1000 univariate training rows (fine granularity,
 first coordinate; `dysts_task`). From each fit, forecasts of the next 2 periods, each
 scored by sMAPE as `compare --protocol dysts` scores a cell (`score_dysts`):
@@ -47,7 +49,7 @@ def run(seed: int) -> dict[str, Any]:
     member_scores, median_scores, mean_scores, seconds = [], {}, {}, []
     for name in dysts_names()[:SYSTEMS]:
         task = dysts_task(name, granularity="fine", setting="univariate", seed=0)
-        model = Forecaster("esn-ensemble")
+        model = Forecaster("esn-ensemble", tune="off")
         seconds.append(float(model.fit(task.train, seed=seed, budget=10.0).seconds))
         median_scores[name] = score_dysts(model, task.train, task.test).smape
         ensemble, truth = model.module, np.asarray(task.test.values)
