@@ -14,8 +14,7 @@ _LAZY = {
     "simulate": ".systems",
     "Forecaster": ".train",
 }
-# Spelled out (the keys of `_LAZY`) so that type checkers can read it.
-__all__ = ["__version__", "Series", "DiffdynError", "get_system", "simulate", "Forecaster"]
+__all__ = ["__version__", *_LAZY]
 
 
 def _package_version() -> str:
@@ -25,20 +24,6 @@ def _package_version() -> str:
         return version("diffdyn")
     except PackageNotFoundError:  # running from a source tree that was not installed
         return "0.0.0"
-
-
-# For type checkers only: at run time these names come from `__getattr__` below. A plain
-# `TYPE_CHECKING = False` (not `typing`'s) keeps `import typing` out of `import diffdyn`;
-# it is deleted again so that the module's names are unchanged.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .data import Series
-    from .errors import DiffdynError
-    from .systems import get_system, simulate
-    from .train import Forecaster
-
-    __version__ = _package_version()
-del TYPE_CHECKING
 
 
 def __getattr__(name: str):

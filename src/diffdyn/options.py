@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import DiffdynError
 
@@ -24,6 +24,28 @@ _SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 MAX_INT = 2**31 - 1
 
 
+@overload
+def check_number(
+    label: str,
+    value: Any,
+    *,
+    whole: Literal[True],
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> int: ...
+@overload
+def check_number(
+    label: str,
+    value: Any,
+    *,
+    whole: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> float: ...
 def check_number(
     label: str,
     value: Any,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -480,15 +480,10 @@ def make_task(
             "stabilise": " (or a system of yours with control_target)",
         }.get(task, "")
         raise DiffdynError(f"task {task} does not support {label}; it supports {supported}{how}.")
-    # `check_number` is typed `Any`; it returns the number it checked (a float, or an int).
-    horizon = (
-        spec.horizon
-        if horizon is None
-        else cast(float, check_number("--horizon", horizon, above=0))
-    )
+    horizon = spec.horizon if horizon is None else check_number("--horizon", horizon, above=0)
     if system.kind == "map":
         dt = 1.0
-    dt = spec.dt if dt is None else cast(float, check_number("--dt", dt, above=0))
+    dt = spec.dt if dt is None else check_number("--dt", dt, above=0)
     if limit is None:
         limit = system.control_limit
     else:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import cast
 
 import equinox as eqx
 import jax
@@ -242,14 +241,13 @@ def train_controller(
         budget = check_number("--budget", budget, above=0)
     if steps is None and budget is None:
         budget = defaults.budget
-    # `check_number` is typed `Any`; it returns the number it checked.
     learning_rate = defaults.learning_rate if learning_rate is None else learning_rate
-    learning_rate = cast(float, check_number("learning_rate", learning_rate, above=0))
-    clip = cast(float, check_number("clip", defaults.clip if clip is None else clip, above=0))
+    learning_rate = check_number("learning_rate", learning_rate, above=0)
+    clip = check_number("clip", defaults.clip if clip is None else clip, above=0)
     if truncation is _UNSET:
         truncation = defaults.truncation
     if truncation is not None:
-        truncation = cast(int, check_number("--truncation", truncation, whole=True, low=1))
+        truncation = check_number("--truncation", truncation, whole=True, low=1)
     key = jax.random.key(seed)
     k_policy, k_train, k_val, k_eval = jax.random.split(key, 4)
     if policy is None or isinstance(policy, str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -171,7 +171,7 @@ def simulate(
     steps = system.default_steps if steps is None else steps
     if isinstance(steps, float) and steps != int(steps):
         raise DiffdynError(f"steps must be a whole number; got {steps}.")
-    steps = cast(int, check_number("steps", steps, whole=True, low=2))  # typed `Any`: an int
+    steps = check_number("steps", steps, whole=True, low=2)
     transient = float(system.default_transient if transient is None else transient)
     if transient < 0 or not math.isfinite(transient):
         raise DiffdynError(f"transient must be a non-negative duration; got {transient}.")

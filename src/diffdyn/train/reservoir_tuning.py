@@ -68,6 +68,9 @@ LEAK_START_MAX = 0.99
 RIDGE_FLOOR = 1e-14
 # the models that `tune="auto"` tunes (where it paid: `tunes_by_default`)
 AUTO_TUNED = ("esn", "esn-ensemble")
+# what `fit_reservoir` takes: a reservoir, or an ensemble tuned through one of its members
+TUNABLE = (AbstractReservoir, ESNEnsemble)
+Tunable = AbstractReservoir | ESNEnsemble
 # the starting points tried before the gradient steps: every scale (not the leak) of the
 # model's values times each factor, α times its square (the features scale with the inputs,
 # and α multiplies their squares)
@@ -262,9 +265,7 @@ class ReservoirTuning:
         )
 
 
-def tunes_by_default(
-    model: AbstractReservoir | ESNEnsemble, budget: float | None = None, rows: int | None = None
-) -> bool:
+def tunes_by_default(model: Tunable, budget: float | None = None, rows: int | None = None) -> bool:
     """Whether the training pipeline tunes `model`: `tune="on"`, or `"auto"` for an ESN (or
     an ESN ensemble) trained without a budget, with at least `AUTO_MIN_BUDGET` = 120 s, or on
     a short series (`rows` ≤ `AUTO_MAX_ROWS` = 1000 training rows) with at least
@@ -477,14 +478,14 @@ def _validation_loss(model, values, exog, validation, validation_exog):
 
 
 def fit_reservoir(
-    model: AbstractReservoir | ESNEnsemble,
+    model: Tunable,
     values: Float[Array, "time dim"],
     exog: Float[Array, "time m"] | None = None,
     *,
     key: PRNGKeyArray,
     budget: float | None = None,
     progress: bool | str = True,
-) -> tuple[AbstractReservoir | ESNEnsemble, ReservoirTuning | None]:
+) -> tuple[Tunable, ReservoirTuning | None]:
     """What the training pipeline does with a reservoir: tune it when `tunes_by_default`
     (within `BUDGET_SHARE` = 75 % of `budget`, the α grid and starts included), then fit the
     readout in closed form. An ESN ensemble is tuned through its first member

@@ -20,21 +20,19 @@ from ..data.series import Series
 from ..data.split import held_out_start
 from ..errors import DataError, DiffdynError
 from ..models.base import AbstractForecaster
-from ..models.esn_ensemble import ESNEnsemble
 from ..models.registry import (
     build_model,
     check_model_size,
     model_spec,
     resolve_hyperparameters,
 )
-from ..models.reservoir import AbstractReservoir
 from ..resources import check_activation_memory
 from . import checkpoint
 from .config import TrainConfig
 from .data_source import TEST_FRACTION, DataSource, lyapunov_exponent_of
 from .fit import fit
 from .loop import module_is_finite, read_state_meta
-from .reservoir_tuning import fit_reservoir
+from .reservoir_tuning import TUNABLE, fit_reservoir
 from .results import TrainResult
 
 
@@ -436,7 +434,7 @@ def _train_into(folder, resume, target, train, series, source, model_name, hyper
         sidecar["train_seconds"] = outcome.seconds
         sidecar["compile_seconds"] = outcome.compile_seconds
         sidecar["steps"] = outcome.steps
-    elif isinstance(model, (AbstractReservoir, ESNEnsemble)):
+    elif isinstance(model, TUNABLE):
         # tuned by gradient through its readout first when its `tune` says so
         trained, tuning = fit_reservoir(
             model, values, exog, key=train_key, budget=budget, progress=progress
